@@ -1,0 +1,247 @@
+"""Queries of ingest. Repositories flush, never commit; the request or consumer commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Table, and_, func, literal_column, select, text, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.ingest.models import MetricRow, Store, Tenant, User
+from shared.auth import AuthKey
+
+STORES: Table = Store.__table__  # type: ignore[attr-defined]
+TENANTS: Table = Tenant.__table__  # type: ignore[attr-defined]
+USERS: Table = User.__table__  # type: ignore[attr-defined]
+KEYS: Table = AuthKey.__table__  # type: ignore[attr-defined]
+METRICS: Table = MetricRow.__table__  # type: ignore[attr-defined]
+
+
+# ---- registry --------------------------------------------------------------------------------
+
+
+async def get_tenant(session: AsyncSession, tenant_id: str) -> Any:
+    return (await session.execute(select(TENANTS).where(TENANTS.c.id == tenant_id))).first()
+
+
+async def insert_tenant(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(TENANTS.insert().values(**values))
+
+
+async def get_user(session: AsyncSession, tenant_id: str, user_id: str) -> Any:
+    return (
+        await session.execute(
+            select(USERS).where(USERS.c.tenant_id == tenant_id, USERS.c.id == user_id)
+        )
+    ).first()
+
+
+async def get_user_by_email(session: AsyncSession, tenant_id: str, email: str) -> Any:
+    return (
+        await session.execute(
+            select(USERS).where(USERS.c.tenant_id == tenant_id, USERS.c.email == email)
+        )
+    ).first()
+
+
+async def insert_user(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(USERS.insert().values(**values))
+
+
+async def insert_key(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(KEYS.insert().values(**values))
+
+
+async def get_key(session: AsyncSession, tenant_id: str | None, key_id: str) -> Any:
+    q = select(KEYS).where(KEYS.c.key_id == key_id)
+    if tenant_id is not None:
+        q = q.where(KEYS.c.tenant_id == tenant_id)
+    return (await session.execute(q)).first()
+
+
+async def list_keys(session: AsyncSession, tenant_id: str) -> Sequence[Any]:
+    q = select(KEYS).where(KEYS.c.tenant_id == tenant_id, KEYS.c.lookup != "-")
+    return (await session.execute(q.order_by(KEYS.c.created_at))).all()
+
+
+async def set_key_revoked(session: AsyncSession, key_id: str, when: datetime) -> None:
+    await session.execute(KEYS.update().where(KEYS.c.key_id == key_id).values(revoked_at=when))
+
+
+async def get_store(session: AsyncSession, tenant_id: str, store_id: str) -> Any:
+    return (
+        await session.execute(
+            select(STORES).where(STORES.c.tenant_id == tenant_id, STORES.c.id == store_id)
+        )
+    ).first()
+
+
+async def insert_store(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(STORES.insert().values(**values))
+
+
+async def update_store(
+    session: AsyncSession, tenant_id: str, store_id: str, values: dict[str, Any]
+) -> None:
+    await session.execute(
+        STORES.update()
+        .where(STORES.c.tenant_id == tenant_id, STORES.c.id == store_id)
+        .values(**values)
+    )
+
+
+async def list_stores(
+    session: AsyncSession,
+    tenant_id: str,
+    store_ids: frozenset[str] | None,
+    after: str | None,
+    limit: int,
+) -> Sequence[Any]:
+    q = select(STORES).where(STORES.c.tenant_id == tenant_id)
+    if store_ids is not None:
+        q = q.where(STORES.c.id.in_(sorted(store_ids)))
+    if after:
+        q = q.where(STORES.c.id > after)
+    return (await session.execute(q.order_by(STORES.c.id).limit(limit))).all()
+
+
+async def count_rows(session: AsyncSession, table: Table, tenant_id: str) -> int:
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(table).where(table.c.tenant_id == tenant_id)
+        )
+        or 0
+    )
+
+
+# ---- idempotent row upsert -------------------------------------------------------------------
+
+
+@dataclass
+class UpsertResult:
+    inserted: list[dict[str, Any]]
+    updated: list[dict[str, Any]]
+    duplicates: int
+
+
+async def upsert_rows(
+    session: AsyncSession, table: Table, key_columns: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> UpsertResult:
+    """Insert new rows, update changed values, count identical ones as duplicates.
+
+    `rows` carry every column but id and are unique on key_columns. PostgreSQL: COPY into a temp
+    table, then one INSERT ... ON CONFLICT ... DO UPDATE ... WHERE value changed RETURNING: exact
+    under concurrency and free of the bind-parameter limit. SQLite: writers are serialised by
+    BEGIN IMMEDIATE, so reading the existing values first is exact too.
+    """
+    if not rows:
+        return UpsertResult([], [], 0)
+    if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
+        return await _upsert_postgres(session, table, key_columns, rows)
+    return await _upsert_sqlite(session, table, key_columns, rows)
+
+
+async def _upsert_sqlite(
+    session: AsyncSession, table: Table, key_columns: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> UpsertResult:
+    keyf = [table.c[k] for k in key_columns]
+    existing: dict[tuple[Any, ...], tuple[int, float]] = {}
+    chunk = 400  # keep under SQLite's bind-parameter limit with tuple IN
+    for i in range(0, len(rows), chunk):
+        part = rows[i : i + chunk]
+        keys = [tuple(r[k] for k in key_columns) for r in part]
+        res = await session.execute(
+            select(table.c.id, table.c.value, *keyf).where(tuple_(*keyf).in_(keys))
+        )
+        for rec in res:
+            existing[tuple(rec[2:])] = (rec[0], rec[1])
+    inserts, updates, dupes = [], [], 0
+    for r in rows:
+        hit = existing.get(tuple(r[k] for k in key_columns))
+        if hit is None:
+            inserts.append(r)
+        elif hit[1] != r["value"]:
+            updates.append({**r, "_id": hit[0]})
+        else:
+            dupes += 1
+    if inserts:
+        await session.execute(table.insert(), inserts)
+    if updates:
+        from sqlalchemy import bindparam
+
+        await session.execute(
+            table.update()
+            .where(table.c.id == bindparam("_id"))
+            .values(
+                value=bindparam("value"),
+                updated_at=bindparam("updated_at"),
+                **({"source": bindparam("source")} if "source" in table.c else {}),
+            ),
+            [
+                {
+                    "_id": u["_id"],
+                    "value": u["value"],
+                    "updated_at": u["updated_at"],
+                    **({"source": u["source"]} if "source" in table.c else {}),
+                }
+                for u in updates
+            ],
+        )
+    return UpsertResult(
+        inserts, [{k: v for k, v in u.items() if k != "_id"} for u in updates], dupes
+    )
+
+
+async def _upsert_postgres(
+    session: AsyncSession, table: Table, key_columns: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> UpsertResult:
+    import json
+
+    columns = [c.name for c in table.columns if c.name != "id"]
+    tmp = f"tmp_upsert_{uuid.uuid4().hex[:12]}"
+    conn = await session.connection()
+    await conn.execute(
+        text(f"CREATE TEMP TABLE {tmp} (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DROP")
+    )
+    await conn.execute(text(f"ALTER TABLE {tmp} DROP COLUMN id"))
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    json_cols = {c.name for c in table.columns if c.type.__class__.__name__ == "JSON"}
+    records = [
+        tuple(json.dumps(r[c], separators=(",", ":")) if c in json_cols else r[c] for c in columns)
+        for r in rows
+    ]
+    await driver.copy_records_to_table(tmp, records=records, columns=columns)  # type: ignore[union-attr]
+    src = select(*[literal_column(c) for c in columns]).select_from(text(tmp))
+    stmt = pg_insert(table).from_select(columns, src)
+    update_cols = {"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at}
+    if "source" in table.c:
+        update_cols["source"] = stmt.excluded.source
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c[k] for k in key_columns],
+        set_=update_cols,
+        where=table.c.value.is_distinct_from(stmt.excluded.value),
+    ).returning(
+        literal_column("(xmax = 0)").label("inserted"),
+        *[table.c[k] for k in key_columns],
+        table.c.value,
+    )
+    res = await conn.execute(stmt)
+    by_key = {tuple(r[k] for k in key_columns): r for r in rows}
+    inserted, updated = [], []
+    for rec in res:
+        original = by_key[tuple(rec[1 : 1 + len(key_columns)])]
+        (inserted if rec[0] else updated).append(original)
+    return UpsertResult(inserted, updated, len(rows) - len(inserted) - len(updated))
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+__all__ = ["UpsertResult", "and_", "upsert_rows"]

@@ -1,0 +1,587 @@
+"""Use cases of ingest: decisions and invariants; events are staged in the same transaction."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.ingest import repository as repo
+from services.ingest.models import BenchmarkRow, CompetitorRow, MetricRow
+from services.ingest.schemas import (
+    ApiKeyCreate,
+    ApiKeyOut,
+    BenchmarksIn,
+    CompetitorMetricsIn,
+    IngestResult,
+    MetricRowIn,
+    Page,
+    StoreCreate,
+    StoreOut,
+    StoreUpdate,
+    TenantCreate,
+    TenantOut,
+    UserCreate,
+    UserOut,
+)
+from shared.auth import (
+    DEFAULT_TENANT,
+    Principal,
+    generate_token,
+    hash_token,
+)
+from shared.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
+from shared.events.chunking import chunk_rows
+from shared.events.ingest import (
+    ApiKeyCreatedV1,
+    ApiKeyRevokedV1,
+    BenchmarkIngestedV1,
+    BenchmarkRowV1,
+    CompetitorMetricsIngestedV1,
+    MetricRowV1,
+    MetricsIngestedV1,
+    StoreRegisteredV1,
+    StoreUpdatedV1,
+    TenantCreatedV1,
+)
+from shared.outbox import stage, stage_many
+
+MAX_ROWS_PER_REQUEST = 50_000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def canonical_dimensions(dims: dict[str, str]) -> str:
+    return json.dumps(dims, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_cursor(after: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded))["after"]
+        if not isinstance(value, str):
+            raise ValueError
+        return value
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValidationFailed([{"loc": ["query", "cursor"], "msg": "invalid cursor"}]) from exc
+
+
+# ---- tenants, users, keys --------------------------------------------------------------------
+
+
+async def ensure_default_tenant(session: AsyncSession) -> None:
+    if await repo.get_tenant(session, DEFAULT_TENANT) is None:
+        await repo.insert_tenant(
+            session,
+            {
+                "id": DEFAULT_TENANT,
+                "name": "Default",
+                "reporting_currency": "USD",
+                "created_at": _now(),
+            },
+        )
+
+
+async def create_tenant(
+    session: AsyncSession, principal: Principal, body: TenantCreate
+) -> TenantOut:
+    if not principal.is_platform_admin:
+        raise Forbidden("Only an admin of the default tenant creates tenants")
+    if await repo.get_tenant(session, body.id) is not None:
+        raise Conflict(f"Tenant {body.id!r} already exists")
+    values = {
+        "id": body.id,
+        "name": body.name,
+        "reporting_currency": body.reporting_currency,
+        "created_at": _now(),
+    }
+    await repo.insert_tenant(session, values)
+    await stage(
+        session,
+        TenantCreatedV1(
+            tenant_id=body.id, name=body.name, reporting_currency=body.reporting_currency
+        ),
+    )
+    return TenantOut(**values)
+
+
+def _target_tenant(principal: Principal, tenant_id: str | None) -> str:
+    if tenant_id is None or tenant_id == principal.tenant_id:
+        return principal.tenant_id
+    if not principal.is_platform_admin:
+        raise NotFound(f"Tenant {tenant_id!r} not found")
+    return tenant_id
+
+
+async def create_user(session: AsyncSession, principal: Principal, body: UserCreate) -> UserOut:
+    tenant_id = _target_tenant(principal, body.tenant_id)
+    if await repo.get_tenant(session, tenant_id) is None:
+        raise NotFound(f"Tenant {tenant_id!r} not found")
+    if await repo.get_user_by_email(session, tenant_id, body.email) is not None:
+        raise Conflict(f"A user with email {body.email!r} already exists")
+    values = {
+        "id": "usr_" + uuid.uuid4().hex[:20],
+        "tenant_id": tenant_id,
+        "email": body.email,
+        "name": body.name,
+        "created_at": _now(),
+    }
+    await repo.insert_user(session, values)
+    return UserOut(**values)
+
+
+async def create_api_key(
+    session: AsyncSession, principal: Principal, body: ApiKeyCreate, tenant_id: str | None = None
+) -> ApiKeyOut:
+    tenant = _target_tenant(principal, tenant_id)
+    user = await repo.get_user(session, tenant, body.user_id)
+    if user is None:
+        raise ValidationFailed([{"loc": ["body", "user_id"], "msg": "no such user in the tenant"}])
+    if body.store_ids is not None:
+        for i, sid in enumerate(body.store_ids):
+            if await repo.get_store(session, tenant, sid) is None:
+                raise ValidationFailed(
+                    [{"loc": ["body", "store_ids", i], "msg": f"no store {sid!r} in the tenant"}]
+                )
+    token = generate_token()
+    lookup, digest = hash_token(token)
+    key_id = "key_" + uuid.uuid4().hex[:20]
+    created = _now()
+    store_ids = sorted(set(body.store_ids)) if body.store_ids is not None else None
+    await repo.insert_key(
+        session,
+        {
+            "key_id": key_id,
+            "tenant_id": tenant,
+            "user_id": body.user_id,
+            "name": body.name,
+            "role": body.role,
+            "store_ids": store_ids,
+            "lookup": lookup,
+            "secret_hash": digest,
+            "created_at": created,
+            "revoked_at": None,
+        },
+    )
+    await stage(
+        session,
+        ApiKeyCreatedV1(
+            tenant_id=tenant,
+            key_id=key_id,
+            user_id=body.user_id,
+            name=body.name,
+            role=body.role,
+            store_ids=store_ids,
+            lookup=lookup,
+            secret_hash=digest,
+            created_at=created,
+        ),
+    )
+    return ApiKeyOut(
+        id=key_id,
+        tenant_id=tenant,
+        user_id=body.user_id,
+        name=body.name,
+        role=body.role,
+        store_ids=store_ids,
+        created_at=created,
+        key=token,
+    )
+
+
+def _key_out(row: Any) -> ApiKeyOut:
+    return ApiKeyOut(
+        id=row.key_id,
+        tenant_id=row.tenant_id,
+        user_id=row.user_id,
+        name=row.name,
+        role=row.role,
+        store_ids=row.store_ids,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+async def list_api_keys(session: AsyncSession, principal: Principal) -> list[ApiKeyOut]:
+    return [_key_out(r) for r in await repo.list_keys(session, principal.tenant_id)]
+
+
+async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: str) -> ApiKeyOut:
+    row = await repo.get_key(
+        session, None if principal.is_platform_admin else principal.tenant_id, key_id
+    )
+    if row is None or row.lookup == "-":
+        raise NotFound(f"API key {key_id!r} not found")
+    if row.revoked_at is None:
+        when = _now()
+        await repo.set_key_revoked(session, key_id, when)
+        await stage(
+            session, ApiKeyRevokedV1(tenant_id=row.tenant_id, key_id=key_id, revoked_at=when)
+        )
+        row = await repo.get_key(session, None, key_id)
+    return _key_out(row)
+
+
+# ---- stores ----------------------------------------------------------------------------------
+
+
+def _store_out(row: Any, secret: str | None = None) -> StoreOut:
+    return StoreOut(
+        id=row.id,
+        name=row.name,
+        platform=row.platform,
+        timezone=row.timezone,
+        currency=row.currency,
+        market=row.market,
+        category=row.category,
+        status=row.status,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        has_webhook_secret=row.webhook_secret is not None,
+        webhook_secret=secret,
+    )
+
+
+def _store_event(cls: type[StoreRegisteredV1] | type[StoreUpdatedV1], row: Any) -> Any:
+    return cls(
+        tenant_id=row.tenant_id,
+        store_id=row.id,
+        name=row.name,
+        platform=row.platform,
+        timezone=row.timezone,
+        currency=row.currency,
+        market=row.market,
+        category=row.category,
+        status=row.status,
+    )
+
+
+async def create_store(session: AsyncSession, principal: Principal, body: StoreCreate) -> StoreOut:
+    if principal.store_ids is not None:
+        raise Forbidden("A key scoped to some stores cannot register stores")
+    if await repo.get_store(session, principal.tenant_id, body.id) is not None:
+        raise Conflict(
+            f"Store {body.id!r} already exists",
+            errors=[{"loc": ["body", "id"], "msg": "already exists"}],
+        )
+    secret = body.webhook_secret
+    shown = None
+    if secret is None and body.platform == "generic":
+        # Standard Webhooks: the receiver issues a whsec_ secret (24-64 random bytes, base64).
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        shown = secret
+    now = _now()
+    values = {
+        **body.model_dump(exclude={"webhook_secret"}),
+        "tenant_id": principal.tenant_id,
+        "status": "active",
+        "webhook_secret": secret,
+        "created_at": now,
+        "updated_at": now,
+    }
+    await repo.insert_store(session, values)
+    row = await repo.get_store(session, principal.tenant_id, body.id)
+    await stage(session, _store_event(StoreRegisteredV1, row))
+    return _store_out(row, shown)
+
+
+async def _visible_store(session: AsyncSession, principal: Principal, store_id: str) -> Any:
+    principal.check_store(store_id)
+    row = await repo.get_store(session, principal.tenant_id, store_id)
+    if row is None:
+        raise NotFound(f"Store {store_id!r} not found")
+    return row
+
+
+async def get_store(session: AsyncSession, principal: Principal, store_id: str) -> StoreOut:
+    return _store_out(await _visible_store(session, principal, store_id))
+
+
+async def list_stores(
+    session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None
+) -> Page[StoreOut]:
+    after = decode_cursor(cursor)
+    rows = await repo.list_stores(
+        session, principal.tenant_id, principal.store_ids, after, limit + 1
+    )
+    items = [_store_out(r) for r in rows[:limit]]
+    nxt = encode_cursor(items[-1].id) if len(rows) > limit and items else None
+    return Page[StoreOut](items=items, next_cursor=nxt)
+
+
+async def update_store(
+    session: AsyncSession, principal: Principal, store_id: str, body: StoreUpdate
+) -> StoreOut:
+    await _visible_store(session, principal, store_id)
+    changes = body.model_dump(exclude_unset=True)
+    if any(v is None for v in changes.values()):
+        nulls = [k for k, v in changes.items() if v is None]
+        raise ValidationFailed([{"loc": ["body", k], "msg": "cannot be null"} for k in nulls])
+    if changes:
+        changes["updated_at"] = _now()
+        await repo.update_store(session, principal.tenant_id, store_id, changes)
+    row = await repo.get_store(session, principal.tenant_id, store_id)
+    if set(changes) - {"webhook_secret", "updated_at"}:
+        await stage(session, _store_event(StoreUpdatedV1, row))
+    return _store_out(row)
+
+
+# ---- metric rows -----------------------------------------------------------------------------
+
+
+def _check_dates(
+    rows: Sequence[MetricRowIn] | Sequence[Any], tz: str, max_future_days: int, field: str = "rows"
+) -> None:
+    latest = datetime.now(ZoneInfo(tz)).date() + timedelta(days=max_future_days)
+    for i, r in enumerate(rows):
+        if r.date > latest:
+            raise ValidationFailed(
+                [
+                    {
+                        "loc": ["body", field, i, "date"],
+                        "msg": f"date {r.date} is in the future for the store's timezone ({tz})",
+                    }
+                ]
+            )
+
+
+def _dedupe(rows: Sequence[Any], key_of: Any, field: str = "rows") -> list[int]:
+    """Indices of the rows to write: an exact repeat inside one request is a duplicate, two
+    different values for one identity are a 422 naming both rows."""
+    seen: dict[Any, int] = {}
+    keep: list[int] = []
+    for i, r in enumerate(rows):
+        k = key_of(r)
+        j = seen.get(k)
+        if j is None:
+            seen[k] = i
+            keep.append(i)
+        elif rows[j].value != r.value:
+            raise ValidationFailed(
+                [
+                    {
+                        "loc": ["body", field, i],
+                        "msg": f"same identity as row {j} with a different value",
+                    }
+                ]
+            )
+    return keep
+
+
+async def ingest_metrics(
+    session: AsyncSession,
+    principal: Principal,
+    store_id: str,
+    rows: Sequence[MetricRowIn],
+    *,
+    source: str = "api",
+    max_rows: int = MAX_ROWS_PER_REQUEST,
+    max_future_days: int = 1,
+) -> IngestResult:
+    store = await _visible_store(session, principal, store_id)
+    if len(rows) > max_rows:
+        raise ValidationFailed(
+            [{"loc": ["body", "rows"], "msg": f"at most {max_rows} rows per request"}]
+        )
+    _check_dates(rows, store.timezone, max_future_days)
+    dims_keys = [canonical_dimensions(r.dimensions) for r in rows]
+    keep = _dedupe(rows, lambda r: (r.date, r.metric, canonical_dimensions(r.dimensions)))
+    now = _now()
+    records = [
+        {
+            "tenant_id": principal.tenant_id,
+            "store_id": store_id,
+            "date": rows[i].date,
+            "metric": rows[i].metric,
+            "dims_key": dims_keys[i],
+            "dimensions": rows[i].dimensions,
+            "value": float(rows[i].value),
+            "source": source,
+            "updated_at": now,
+        }
+        for i in keep
+    ]
+    table: Table = MetricRow.__table__  # type: ignore[attr-defined]
+    res = await repo.upsert_rows(
+        session, table, ("tenant_id", "store_id", "date", "metric", "dims_key"), records
+    )
+    duplicates = res.duplicates + (len(rows) - len(keep))
+    batch_id = uuid.uuid4()
+    changed = [
+        MetricRowV1(
+            date=r["date"], metric=r["metric"], value=r["value"], dimensions=r["dimensions"]
+        )
+        for r in res.inserted + res.updated
+    ]
+    chunks = chunk_rows(changed)
+    await stage_many(
+        session,
+        [
+            MetricsIngestedV1(
+                tenant_id=principal.tenant_id,
+                store_id=store_id,
+                batch_id=batch_id,
+                source=source,
+                chunk=i,
+                chunks=len(chunks),
+                accepted=len(res.inserted),
+                duplicates=duplicates,
+                updated=len(res.updated),
+                rows=part,
+            )
+            for i, part in enumerate(chunks)
+        ],
+    )
+    return IngestResult(
+        batch_id=str(batch_id),
+        accepted=len(res.inserted),
+        duplicates=duplicates,
+        updated=len(res.updated),
+    )
+
+
+async def ingest_benchmarks(
+    session: AsyncSession, principal: Principal, body: BenchmarksIn
+) -> IngestResult:
+    if principal.store_ids is not None:
+        raise Forbidden("A key scoped to some stores cannot post market benchmarks")
+    _check_dates(body.rows, "Pacific/Kiritimati", 1)
+    keep = _dedupe(body.rows, lambda r: (r.date, r.metric))
+    now = _now()
+    records = [
+        {
+            "tenant_id": principal.tenant_id,
+            "market": body.market,
+            "category": body.category,
+            "date": body.rows[i].date,
+            "metric": body.rows[i].metric,
+            "dims_key": "{}",
+            "dimensions": {},
+            "value": float(body.rows[i].value),
+            "value_kind": body.value_kind,
+            "source": body.source,
+            "updated_at": now,
+        }
+        for i in keep
+    ]
+    table: Table = BenchmarkRow.__table__  # type: ignore[attr-defined]
+    res = await repo.upsert_rows(
+        session, table, ("tenant_id", "market", "category", "date", "metric", "dims_key"), records
+    )
+    duplicates = res.duplicates + (len(body.rows) - len(keep))
+    batch_id = uuid.uuid4()
+    changed = [
+        BenchmarkRowV1(date=r["date"], metric=r["metric"], value=r["value"])
+        for r in res.inserted + res.updated
+    ]
+    chunks = chunk_rows(changed)
+    await stage_many(
+        session,
+        [
+            BenchmarkIngestedV1(
+                tenant_id=principal.tenant_id,
+                batch_id=batch_id,
+                market=body.market,
+                category=body.category,
+                value_kind=body.value_kind,
+                source=body.source,
+                chunk=i,
+                chunks=len(chunks),
+                rows=part,
+            )
+            for i, part in enumerate(chunks)
+        ],
+    )
+    return IngestResult(
+        batch_id=str(batch_id),
+        accepted=len(res.inserted),
+        duplicates=duplicates,
+        updated=len(res.updated),
+    )
+
+
+async def ingest_competitor_metrics(
+    session: AsyncSession,
+    principal: Principal,
+    store_id: str,
+    competitor_id: str,
+    body: CompetitorMetricsIn,
+) -> IngestResult:
+    store = await _visible_store(session, principal, store_id)
+    if not competitor_id or len(competitor_id) > 64:
+        raise BadRequest("competitor_id must be 1 to 64 characters")
+    _check_dates(body.rows, store.timezone, 1)
+    keep = _dedupe(body.rows, lambda r: (r.date, r.metric, canonical_dimensions(r.dimensions)))
+    now = _now()
+    records = [
+        {
+            "tenant_id": principal.tenant_id,
+            "store_id": store_id,
+            "competitor_id": competitor_id,
+            "competitor_name": body.name,
+            "date": body.rows[i].date,
+            "metric": body.rows[i].metric,
+            "dims_key": canonical_dimensions(body.rows[i].dimensions),
+            "dimensions": body.rows[i].dimensions,
+            "value": float(body.rows[i].value),
+            "updated_at": now,
+        }
+        for i in keep
+    ]
+    table: Table = CompetitorRow.__table__  # type: ignore[attr-defined]
+    res = await repo.upsert_rows(
+        session,
+        table,
+        ("tenant_id", "store_id", "competitor_id", "date", "metric", "dims_key"),
+        records,
+    )
+    duplicates = res.duplicates + (len(body.rows) - len(keep))
+    batch_id = uuid.uuid4()
+    changed = [
+        MetricRowV1(
+            date=r["date"], metric=r["metric"], value=r["value"], dimensions=r["dimensions"]
+        )
+        for r in res.inserted + res.updated
+    ]
+    chunks = chunk_rows(changed)
+    await stage_many(
+        session,
+        [
+            CompetitorMetricsIngestedV1(
+                tenant_id=principal.tenant_id,
+                store_id=store_id,
+                batch_id=batch_id,
+                competitor_id=competitor_id,
+                competitor_name=body.name,
+                chunk=i,
+                chunks=len(chunks),
+                rows=part,
+            )
+            for i, part in enumerate(chunks)
+        ],
+    )
+    return IngestResult(
+        batch_id=str(batch_id),
+        accepted=len(res.inserted),
+        duplicates=duplicates,
+        updated=len(res.updated),
+    )
+
+
+__all__ = ["date"]

@@ -1,0 +1,85 @@
+"""Settings: one pydantic-settings base, a subclass per service, read from the environment.
+
+Defaults give the embedded mode: SQLite files under var/ and the in-process bus. Setting
+DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS switches a service to PostgreSQL and Kafka.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VAR_DIR = Path("var")
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    service_name: str = "service"
+    environment: Literal["dev", "test", "prod"] = "dev"
+    var_dir: Path = VAR_DIR
+
+    # Empty means the embedded default: sqlite+aiosqlite:///var/<service>.db
+    database_url: str = ""
+    database_pool_size: int = 10
+    database_echo: bool = False
+
+    # Empty means the in-process bus (LocalBus, a durable log in var/bus.db).
+    kafka_bootstrap_servers: str = ""
+    kafka_topic_partitions: int = 3
+    kafka_replication_factor: int = 1
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 1_000
+    local_bus_path: str = ""
+
+    # Delivery: transient failures are retried forever; a handler bug only this many times.
+    consumer_max_attempts: int = 5
+    consumer_retry_base_seconds: float = 0.2
+    consumer_retry_max_seconds: float = 10.0
+    outbox_poll_seconds: float = 0.5
+    outbox_batch_size: int = 500
+
+    # When set, this admin key is created for tenant `default` at start-up (idempotent).
+    ops_bootstrap_api_key: SecretStr | None = None
+
+    max_body_bytes: int = 16 * 1024 * 1024
+    rate_limit_per_second: float = 50.0
+    rate_limit_burst: int = 200
+    idempotency_ttl_hours: int = 24
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @property
+    def embedded(self) -> bool:
+        return not self.kafka_bootstrap_servers
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.var_dir / (self.service_name + '.db')}"
+
+    def resolved_local_bus_path(self) -> Path:
+        return Path(self.local_bus_path) if self.local_bus_path else self.var_dir / "bus.db"
+
+
+class IngestSettings(ServiceSettings):
+    service_name: str = "ingest"
+    max_rows_per_request: int = Field(default=50_000, ge=1)
+    # Rows dated later than the store's local today plus this many days are refused.
+    max_future_days: int = 1
+
+
+class DiagnosisSettings(ServiceSettings):
+    service_name: str = "diagnosis"
+
+
+class CampaignsSettings(ServiceSettings):
+    service_name: str = "campaigns"
+
+
+class ContentSettings(ServiceSettings):
+    service_name: str = "content"
