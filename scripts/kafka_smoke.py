@@ -86,9 +86,7 @@ async def delete_topic(bootstrap: str, topic: str) -> None:
 
 
 async def produce(bootstrap: str, topic: str, run_id: str, count: int) -> list[bytes]:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True
-    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     values = []
     try:
@@ -123,8 +121,14 @@ async def produce_transactional(bootstrap: str, topic: str, run_id: str) -> tupl
 
 
 async def consume(
-    bootstrap: str, topic: str, group: str, expected: set[bytes], timeout_s: float,
-    isolation_level: str = "read_uncommitted", commit: bool = True, linger_s: float = 0.0,
+    bootstrap: str,
+    topic: str,
+    group: str,
+    expected: set[bytes],
+    timeout_s: float,
+    isolation_level: str = "read_uncommitted",
+    commit: bool = True,
+    linger_s: float = 0.0,
 ) -> set[bytes]:
     """Read the topic from the committed offsets (or the beginning) until every expected value is
     seen and at least linger_s seconds have passed; commit; return the smoke values seen."""
@@ -173,24 +177,28 @@ async def committed_offsets(bootstrap: str, topic: str, group: str) -> dict[int,
     )
     await consumer.start()
     try:
-        return {
-            p: await consumer.committed(TopicPartition(topic, p)) for p in range(PARTITIONS)
-        }
+        return {p: await consumer.committed(TopicPartition(topic, p)) for p in range(PARTITIONS)}
     finally:
         await consumer.stop()
 
 
 async def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("bootstrap", help="bootstrap address, e.g. 127.0.0.1:59092")
     ap.add_argument("--topic", help="fixed topic name (default: a fresh smoke-<uuid> topic)")
     ap.add_argument("--keep", action="store_true", help="keep the topic afterwards")
-    ap.add_argument("--verify-only", action="store_true",
-                    help="produce nothing: check that the topic, its messages and the group's "
-                         "committed offsets are still there (use after a broker restart)")
+    ap.add_argument(
+        "--verify-only",
+        action="store_true",
+        help="produce nothing: check that the topic, its messages and the group's "
+        "committed offsets are still there (use after a broker restart)",
+    )
     ap.add_argument("--messages", type=int, default=5)
-    ap.add_argument("--no-transactions", action="store_true",
-                    help="skip the transactional-producer check")
+    ap.add_argument(
+        "--no-transactions", action="store_true", help="skip the transactional-producer check"
+    )
     ap.add_argument("--timeout", type=float, default=30.0, help="seconds per consume step")
     args = ap.parse_args()
 
@@ -210,8 +218,13 @@ async def main() -> int:
             raise SmokeError(f"group {group!r} has no committed offsets any more")
         # Read everything from the beginning (no group): must find earlier runs' messages.
         seen: set[bytes] = set()
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
         await consumer.start()
         try:
             tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
@@ -230,8 +243,11 @@ async def main() -> int:
         if not seen:
             raise SmokeError(f"no smoke messages left in {topic!r} (end offsets {end})")
         log(f"read back {len(seen)} smoke messages written before the restart")
-        print(f"kafka smoke OK (verify-only): topic {topic!r} kept {len(seen)} messages, "
-              f"group offsets {offsets}, {time.monotonic() - started:.1f}s", flush=True)
+        print(
+            f"kafka smoke OK (verify-only): topic {topic!r} kept {len(seen)} messages, "
+            f"group offsets {offsets}, {time.monotonic() - started:.1f}s",
+            flush=True,
+        )
         return 0
 
     await ensure_topic(bootstrap, topic, must_exist=False)
@@ -243,17 +259,22 @@ async def main() -> int:
     log(f"all {len(values)} messages round-tripped through group {group!r}")
 
     # The group resumes from its committed offsets: a second pass must not see them again.
-    again = await consume(bootstrap, topic, group, set(), timeout_s=10, commit=False,
-                          linger_s=2.0)
+    again = await consume(bootstrap, topic, group, set(), timeout_s=10, commit=False, linger_s=2.0)
     if set(values) & again:
         raise SmokeError("committed messages were delivered again to the same group")
 
     tx_note = "transactions skipped"
     if not args.no_transactions:
         committed, aborted = await produce_transactional(bootstrap, topic, run_id)
-        rc_seen = await consume(bootstrap, topic, f"{group}-rc-{run_id}", {committed},
-                                timeout_s=args.timeout, isolation_level="read_committed",
-                                commit=False)
+        rc_seen = await consume(
+            bootstrap,
+            topic,
+            f"{group}-rc-{run_id}",
+            {committed},
+            timeout_s=args.timeout,
+            isolation_level="read_committed",
+            commit=False,
+        )
         if aborted in rc_seen:
             raise SmokeError("read_committed consumer saw an aborted transactional message")
         tx_note = "transactions OK"
@@ -261,8 +282,11 @@ async def main() -> int:
 
     if not args.keep:
         await delete_topic(bootstrap, topic)
-    print(f"kafka smoke OK: {len(values)} messages round-tripped on {topic!r}, {tx_note}, "
-          f"{time.monotonic() - started:.1f}s", flush=True)
+    print(
+        f"kafka smoke OK: {len(values)} messages round-tripped on {topic!r}, {tx_note}, "
+        f"{time.monotonic() - started:.1f}s",
+        flush=True,
+    )
     return 0
 
 

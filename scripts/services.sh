@@ -18,6 +18,10 @@
 #   KAFKA_PORT             Kafka PLAINTEXT port on 127.0.0.1        default: 59092
 #   KAFKA_CONTROLLER_PORT  KRaft controller port on 127.0.0.1      default: 59093
 #   SERVICES_TIMEOUT       seconds to wait for each service         default: 90
+#   KAFKA_EXTRA_JVM_OPTS   extra broker JVM flags    default: -XX:TieredStopAtLevel=1 (C1 JIT only:
+#                          starts in half the time and leaves CPU to the tests; "" for full JIT)
+#   KAFKA_CDS              1: class-data-sharing archive of the broker's classes in the jar cache
+#                          (made at the first broker's exit, halves later start-ups); 0: off
 # The ports are fixed when `start` makes fresh data; start-pg / start-kafka reuse them.
 set -euo pipefail
 set +m # no job control: the background broker stays a direct child, so $! is its PID
@@ -30,6 +34,8 @@ PG_PORT="${PG_PORT:-55432}"
 KAFKA_PORT="${KAFKA_PORT:-59092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-59093}"
 TIMEOUT="${SERVICES_TIMEOUT:-90}"
+KAFKA_EXTRA_JVM_OPTS="${KAFKA_EXTRA_JVM_OPTS--XX:TieredStopAtLevel=1}"
+KAFKA_CDS="${KAFKA_CDS:-1}"
 
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_DIR="$SERVICES_DIR/pg"            # root-owned, traversable
@@ -49,6 +55,9 @@ KAFKA_STDOUT="$KAFKA_DIR/stdout.log"
 KAFKA_PIDFILE="$SERVICES_DIR/kafka.pid"
 KAFKA_JVM_OPTS=(-Xms256m -Xmx512m -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
   "-Dlog4j2.configurationFile=$KAFKA_LOG4J" "-Dkafka.logs.dir=$KAFKA_LOGS")
+# shellcheck disable=SC2206 # word splitting wanted
+KAFKA_JVM_OPTS+=($KAFKA_EXTRA_JVM_OPTS)
+KAFKA_CDS_DUMPING="$KAFKA_DIR/cds-dumping" # path of the archive the running broker writes at exit
 
 ENV_FILE="$SERVICES_DIR/env"
 
@@ -62,7 +71,7 @@ elapsed() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.1f", e - s }'; }
 
 port_open() { timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
-read_pid() { [[ -s "$1" ]] && head -n1 "$1" | tr -dc '0-9' || true; }
+read_pid() { if [[ -s "$1" ]]; then head -n1 "$1" | tr -dc '0-9'; fi; }
 
 # Alive and not a zombie: a daemon that exited stays a zombie until PID 1 reaps it, which on
 # some machines takes ~2 s (this one's init reaps slowly).
@@ -166,13 +175,13 @@ PY
 # Every parent of the PostgreSQL data dir must be traversable by the postgres user
 # (a root-only 0700 parent, e.g. /root or a mktemp -d dir, makes initdb fail).
 ensure_traversable() {
-  local d="$1"
-  while [[ "$d" != "/" && -n "$d" ]]; do
+  local d="$1" dirs=()
+  while [[ "$d" != "/" && -n "$d" ]]; do dirs=("$d" "${dirs[@]}"); d="$(dirname "$d")"; done
+  for d in "${dirs[@]}"; do # from the top down
     if ! runuser -u postgres -- test -x "$d" 2>/dev/null; then
       log "note: chmod o+x $d (postgres must traverse it to reach its data dir)"
       chmod o+x "$d"
     fi
-    d="$(dirname "$d")"
   done
 }
 
@@ -318,8 +327,7 @@ pg_stop() { # pg_stop [quiet]
       log "pg_ctl -m fast stop failed; trying -m immediate"
       runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
     fi
-    local i
-    for i in $(seq 1 100); do pg_pid_alive "$pid" || break; sleep 0.1; done
+    for _ in $(seq 1 100); do pg_pid_alive "$pid" || break; sleep 0.1; done
     if pg_pid_alive "$pid"; then
       log "PostgreSQL pid $pid still alive; SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
@@ -342,6 +350,41 @@ pg_restart_keep() {
 # ---------------------------------------------------------------------------------------------
 # Kafka
 
+# Class-data-sharing (AppCDS) archive, one per JVM build, next to the jars it was made from.
+# JDK 17 can only write a dynamic archive when a JVM exits: the first broker without one writes
+# it on its (clean) stop, and later starts and the format tool map it. The JVM checks the
+# archive against its own build and the class path and ignores one that does not fit.
+kafka_cds_archive() {
+  local j so; j="$(readlink -f "$(command -v java)")"; so="${j%/bin/java}/lib/server/libjvm.so"
+  echo "$KAFKA_LIBS/broker-$( (echo "$j"; stat -c %Y "$so" 2>/dev/null || true) | md5sum | cut -c1-10).jsa"
+}
+
+# Sets CDS_OPTS for a JVM: use the archive if there is one; if not and $1 == dump, write one.
+kafka_cds_opts() {
+  CDS_OPTS=()
+  [[ "$KAFKA_CDS" == 1 ]] || return 0
+  local archive; archive="$(kafka_cds_archive)"
+  if [[ -s "$archive" ]]; then
+    CDS_OPTS=("-XX:SharedArchiveFile=$archive")
+  elif [[ "${1:-}" == dump ]]; then
+    find "$KAFKA_LIBS" -maxdepth 1 -name '*.jsa.dumping-*' -mmin +60 -delete 2>/dev/null || true
+    CDS_OPTS=("-XX:ArchiveClassesAtExit=$archive.dumping-$$" -Xlog:cds=error -Xlog:cds+dynamic=error)
+    echo "$archive.dumping-$$" >"$KAFKA_CDS_DUMPING"
+  fi
+}
+
+# After the broker exited: keep the archive it wrote, if it wrote one whole.
+kafka_cds_collect() {
+  [[ -f "$KAFKA_CDS_DUMPING" ]] || return 0
+  local f; f="$(cat "$KAFKA_CDS_DUMPING")"; rm -f "$KAFKA_CDS_DUMPING"
+  if [[ "${1:-}" == clean && -s "$f" ]]; then
+    mv -f "$f" "${f%.dumping-*}"
+    log "saved the broker's class-data-sharing archive ($(du -sh "${f%.dumping-*}" | cut -f1)); later starts are faster"
+  else
+    rm -f "$f"
+  fi
+}
+
 kafka_launch() { # start the broker on the formatted $KAFKA_DATA and wait until it is ready
   local port cport t0 pid; port="$(kafka_conf_port)"
   cport="$(sed -n 's/^controller.quorum.bootstrap.servers=127.0.0.1:\([0-9]*\)/\1/p' "$KAFKA_PROPS")"
@@ -349,19 +392,25 @@ kafka_launch() { # start the broker on the formatted $KAFKA_DATA and wait until 
   port_open "$cport" && die "port $cport is already in use by another process (set KAFKA_CONTROLLER_PORT)"
   t0=$(now)
   mkdir -p "$KAFKA_LOGS"
+  local CDS_OPTS; kafka_cds_opts dump
   # Own session (setsid without a fork, as we are no process-group leader): the broker does
   # not get the caller's terminal signals; it is stopped through the PID recorded here.
   # 9>&-: the broker must not inherit the lock's file descriptor (it would hold the lock).
-  setsid java "${KAFKA_JVM_OPTS[@]}" -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_PROPS" \
+  setsid java "${KAFKA_JVM_OPTS[@]}" "${CDS_OPTS[@]}" -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_PROPS" \
     </dev/null >>"$KAFKA_STDOUT" 2>&1 9>&- &
   pid=$!
+  disown "$pid" 2>/dev/null || true # no "Killed" job report from bash; we track it by PID
   echo "$pid" >"$KAFKA_PIDFILE"
   local deadline=$((SECONDS + TIMEOUT))
   until port_open "$port" && kafka_ready "$port"; do
-    proc_alive "$pid" || fail_with_log "Kafka broker (pid $pid) exited during start-up" "$KAFKA_LOGS/server.log" "$KAFKA_STDOUT"
+    if ! proc_alive "$pid"; then
+      kafka_cds_collect killed
+      fail_with_log "Kafka broker (pid $pid) exited during start-up" "$KAFKA_LOGS/server.log" "$KAFKA_STDOUT"
+    fi
     if ((SECONDS >= deadline)); then
       kill -KILL "$pid" 2>/dev/null || true
       rm -f "$KAFKA_PIDFILE"
+      kafka_cds_collect killed
       fail_with_log "Kafka broker not ready on 127.0.0.1:$port after ${TIMEOUT}s (killed pid $pid)" "$KAFKA_LOGS/server.log" "$KAFKA_STDOUT"
     fi
     sleep 0.2
@@ -400,7 +449,8 @@ log.retention.hours=1
 EOF
   cid="$(python3 -c 'import uuid,base64;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode())')"
   # The format tool is short-lived: C1 JIT only starts it faster.
-  java "${KAFKA_JVM_OPTS[@]}" -XX:TieredStopAtLevel=1 -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool \
+  local CDS_OPTS; kafka_cds_opts
+  java "${KAFKA_JVM_OPTS[@]}" -XX:TieredStopAtLevel=1 "${CDS_OPTS[@]}" -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool \
     format --standalone -t "$cid" -c "$KAFKA_PROPS" >"$KAFKA_DIR/format.log" 2>&1 ||
     fail_with_log "kafka-storage format failed" "$KAFKA_DIR/format.log"
   local fmt_secs; fmt_secs="$(elapsed "$t0")"
@@ -411,17 +461,21 @@ EOF
 kafka_stop() { # kafka_stop [quiet]
   local pid; pid="$(read_pid "$KAFKA_PIDFILE")"
   if kafka_pid_alive "$pid"; then
-    local t0 i; t0=$(now)
+    local t0; t0=$(now)
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 300); do kafka_pid_alive "$pid" || break; sleep 0.1; done
+    for _ in $(seq 1 300); do kafka_pid_alive "$pid" || break; sleep 0.1; done
     if kafka_pid_alive "$pid"; then
       log "Kafka pid $pid still alive after 30 s; SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
-      for i in $(seq 1 50); do proc_alive "$pid" || break; sleep 0.1; done
+      for _ in $(seq 1 50); do proc_alive "$pid" || break; sleep 0.1; done
+      kafka_cds_collect killed
+    else
+      kafka_cds_collect clean
     fi
     log "Kafka stopped (pid $pid) in $(elapsed "$t0") s"
-  elif [[ "${1:-}" != quiet ]]; then
-    log "Kafka not running"
+  else
+    kafka_cds_collect crashed
+    [[ "${1:-}" == quiet ]] || log "Kafka not running"
   fi
   rm -f "$KAFKA_PIDFILE"
 }
@@ -453,6 +507,17 @@ cmd_start() {
     write_env
     log "already running: PostgreSQL pid $(pg_recorded_pid), Kafka pid $(read_pid "$KAFKA_PIDFILE"); nothing to do"
     return 0
+  fi
+  # Fail before any work if a port we need is taken by something that is not ours.
+  # (Ours would be stopped first by pg_fresh / kafka_fresh.)
+  local p
+  if ((!pg_up)) && ! pg_pid_alive "$(pg_recorded_pid)"; then
+    ! port_open "$PG_PORT" || die "port $PG_PORT is already in use by another process (set PG_PORT)"
+  fi
+  if ((!kafka_up)) && ! kafka_pid_alive "$(read_pid "$KAFKA_PIDFILE")"; then
+    for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+      ! port_open "$p" || die "port $p is already in use by another process (set KAFKA_PORT / KAFKA_CONTROLLER_PORT)"
+    done
   fi
   ensure_tools
   ((kafka_up)) || ensure_kafka_libs

@@ -115,11 +115,11 @@ async def upsert_key(session: AsyncSession, event: ApiKeyCreatedV1) -> None:
     """Apply ingest.api_key_created; a revocation seen first (a replay) stays in force."""
     table = AuthKey.__table__  # type: ignore[attr-defined]
     existing = await session.scalar(
-        select(table.c.revoked_at).where(table.c.key_id == event.key_id)
+        select(table.c.revoked_at).where(table.c.key_id == str(event.key_id))
     )
     values = {
         "tenant_id": event.tenant_id,
-        "user_id": event.user_id,
+        "user_id": str(event.user_id),
         "name": event.name,
         "role": event.role,
         "store_ids": event.store_ids,
@@ -127,32 +127,32 @@ async def upsert_key(session: AsyncSession, event: ApiKeyCreatedV1) -> None:
         "secret_hash": event.secret_hash,
         "created_at": event.created_at,
     }
-    exists = await session.scalar(select(table.c.key_id).where(table.c.key_id == event.key_id))
+    exists = await session.scalar(select(table.c.key_id).where(table.c.key_id == str(event.key_id)))
     if exists is None:
-        await session.execute(table.insert().values(key_id=event.key_id, **values))
+        await session.execute(table.insert().values(key_id=str(event.key_id), **values))
     else:
         await session.execute(
             table.update()
-            .where(table.c.key_id == event.key_id)
+            .where(table.c.key_id == str(event.key_id))
             .values(**values, revoked_at=existing)
         )
 
 
 async def revoke_key(session: AsyncSession, event: ApiKeyRevokedV1) -> None:
     table = AuthKey.__table__  # type: ignore[attr-defined]
-    exists = await session.scalar(select(table.c.key_id).where(table.c.key_id == event.key_id))
+    exists = await session.scalar(select(table.c.key_id).where(table.c.key_id == str(event.key_id)))
     if exists is None:
         # Revocation before creation: keep a tombstone that no token can ever match.
         await session.execute(
             table.insert().values(
-                key_id=event.key_id,
+                key_id=str(event.key_id),
                 tenant_id=event.tenant_id,
                 user_id="",
                 name="",
                 role="viewer",
                 store_ids=[],
                 lookup="-",
-                secret_hash="-",
+                secret_hash="-",  # noqa: S106 (a tombstone no hash can equal)
                 created_at=event.revoked_at,
                 revoked_at=event.revoked_at,
             )
@@ -160,7 +160,7 @@ async def revoke_key(session: AsyncSession, event: ApiKeyRevokedV1) -> None:
     else:
         await session.execute(
             table.update()
-            .where(table.c.key_id == event.key_id, table.c.revoked_at.is_(None))
+            .where(table.c.key_id == str(event.key_id), table.c.revoked_at.is_(None))
             .values(revoked_at=event.revoked_at)
         )
 

@@ -385,6 +385,13 @@ class KafkaBus(Bus):
         self._consumers: list[Any] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._known_topics: set[str] = set()
+        self.prefix = settings.kafka_topic_prefix
+
+    def physical(self, topic: str) -> str:
+        return self.prefix + topic
+
+    def logical(self, topic: str) -> str:
+        return topic[len(self.prefix) :] if topic.startswith(self.prefix) else topic
 
     async def _new_producer(self) -> Any:
         from aiokafka import AIOKafkaProducer
@@ -432,7 +439,7 @@ class KafkaBus(Bus):
             wanted.add(t)
             if not t.endswith(".dlq"):
                 wanted.add(dlq_topic(t))
-        wanted -= self._known_topics
+        wanted = {self.physical(t) for t in wanted} - self._known_topics
         if not wanted:
             return
         admin = AIOKafkaAdminClient(
@@ -470,7 +477,7 @@ class KafkaBus(Bus):
             try:
                 futures = [
                     await producer.send(
-                        m.topic,
+                        self.physical(m.topic),
                         value=m.value,
                         key=m.key.encode(),
                         headers=[(k, v.encode()) for k, v in m.headers.items()],
@@ -504,9 +511,9 @@ class KafkaBus(Bus):
         from aiokafka.errors import CommitFailedError, KafkaError
 
         consumer = AIOKafkaConsumer(
-            *sub.topics,
+            *[self.physical(t) for t in sub.topics],
             bootstrap_servers=self.bootstrap,
-            group_id=sub.group,
+            group_id=self.prefix + sub.group,
             client_id=f"storeops-{self.service}-{sub.group}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -533,7 +540,7 @@ class KafkaBus(Bus):
                     for record in records:
                         await self.deliver(
                             sub,
-                            tp.topic,
+                            self.logical(tp.topic),
                             record.value or b"",
                             f"{tp.topic}/{tp.partition}@{record.offset}",
                         )

@@ -29,6 +29,8 @@ class ServiceSettings(BaseSettings):
 
     # Empty means the in-process bus (LocalBus, a durable log in var/bus.db).
     kafka_bootstrap_servers: str = ""
+    # Prepended to every physical topic name (tests isolate themselves with it).
+    kafka_topic_prefix: str = ""
     kafka_topic_partitions: int = 3
     kafka_replication_factor: int = 1
     kafka_session_timeout_ms: int = 10_000

@@ -261,8 +261,8 @@ _PROFILES: tuple[_Profile, ...] = (
         orders_per_buyer=1.04,
         aov=60.0,
         refund_rate=0.09,
-        inquiry_share=0.05,
-        inquiry_cvr=0.22,
+        inquiry_share=0.20,
+        inquiry_cvr=0.30,
         dsr=(4.72, 4.66, 4.61),
         channels=(
             _Channel("search", 0.26, 0.032, 0.022, 1.00),
@@ -347,8 +347,8 @@ _PROFILES: tuple[_Profile, ...] = (
         orders_per_buyer=1.05,
         aov=45.0,
         refund_rate=0.045,
-        inquiry_share=0.06,
-        inquiry_cvr=0.25,
+        inquiry_share=0.18,
+        inquiry_cvr=0.30,
         dsr=(4.76, 4.71, 4.68),
         channels=(
             _Channel("search", 0.38, 0.030, 0.024, 1.00),
@@ -737,10 +737,10 @@ def _leaf(
     impacts: list[_Impact],
 ) -> dict[str, float]:
     # Draw every number first, in a fixed order, so incidents never shift the random stream.
-    j_traffic = _jitter(rng, 0.02)
+    j_traffic = _jitter(rng, 0.015)
     j_ctr = _jitter(rng, 0.015)
     j_vpc = _jitter(rng, 0.01)
-    j_cvr = _jitter(rng, 0.025)
+    j_cvr = _jitter(rng, 0.02)
     j_inquiries = _jitter(rng, 0.03)
     j_inquiry_cvr = _jitter(rng, 0.025)
     j_orders = _jitter(rng, 0.01)
@@ -839,11 +839,11 @@ def _store_rows(
             * profile.weekday[day.weekday()]
             * _trend(profile.growth, day, end)
             * effect.traffic
-            * _jitter(rng, 0.02)
+            * _jitter(rng, 0.015)
         )
         cvr_day = profile.weekday_cvr[day.weekday()]
         for channel in profile.channels:
-            channel_base = visitors_base * _jitter(rng, 0.02)
+            channel_base = visitors_base * _jitter(rng, 0.015)
             for device in DEVICES:
                 dims = {"channel": channel.name, "device": device}
                 matching = [i for i in day_impacts if _matches(i.scope, dims)]

@@ -261,7 +261,8 @@ class BenchmarksIn(_In):
     market: str
     category: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     value_kind: Literal["absolute", "index"] = "absolute"
-    source: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "api"
+    # Who publishes the figures (e.g. "sycm", "a panel"); stored with every row.
+    provider: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "tenant"
     rows: list[BenchmarkRowIn] = Field(min_length=1)
 
     _mkt = field_validator("market")(check_market)
@@ -322,10 +323,10 @@ class UserOut(BaseModel):
 
 
 class ApiKeyCreate(_In):
-    user_id: str
+    user_id: Annotated[str, StringConstraints(max_length=64)]
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     role: Role
-    store_ids: list[Slug] | None = Field(default=None, max_length=1000)
+    store_ids: list[Slug] | None = Field(default=None, min_length=1, max_length=1000)
 
 
 class ApiKeyOut(BaseModel):

@@ -136,7 +136,7 @@ async def create_user(session: AsyncSession, principal: Principal, body: UserCre
     if await repo.get_user_by_email(session, tenant_id, body.email) is not None:
         raise Conflict(f"A user with email {body.email!r} already exists")
     values = {
-        "id": "usr_" + uuid.uuid4().hex[:20],
+        "id": str(uuid.uuid4()),
         "tenant_id": tenant_id,
         "email": body.email,
         "name": body.name,
@@ -161,7 +161,7 @@ async def create_api_key(
                 )
     token = generate_token()
     lookup, digest = hash_token(token)
-    key_id = "key_" + uuid.uuid4().hex[:20]
+    key_id = str(uuid.uuid4())
     created = _now()
     store_ids = sorted(set(body.store_ids)) if body.store_ids is not None else None
     await repo.insert_key(
@@ -183,8 +183,8 @@ async def create_api_key(
         session,
         ApiKeyCreatedV1(
             tenant_id=tenant,
-            key_id=key_id,
-            user_id=body.user_id,
+            key_id=uuid.UUID(key_id),
+            user_id=uuid.UUID(body.user_id),
             name=body.name,
             role=body.role,
             store_ids=store_ids,
@@ -232,7 +232,8 @@ async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: st
         when = _now()
         await repo.set_key_revoked(session, key_id, when)
         await stage(
-            session, ApiKeyRevokedV1(tenant_id=row.tenant_id, key_id=key_id, revoked_at=when)
+            session,
+            ApiKeyRevokedV1(tenant_id=row.tenant_id, key_id=uuid.UUID(key_id), revoked_at=when),
         )
         row = await repo.get_key(session, None, key_id)
     return _key_out(row)
@@ -457,7 +458,7 @@ async def ingest_metrics(
 
 
 async def ingest_benchmarks(
-    session: AsyncSession, principal: Principal, body: BenchmarksIn
+    session: AsyncSession, principal: Principal, body: BenchmarksIn, *, source: str = "api"
 ) -> IngestResult:
     if principal.store_ids is not None:
         raise Forbidden("A key scoped to some stores cannot post market benchmarks")
@@ -475,7 +476,7 @@ async def ingest_benchmarks(
             "dimensions": {},
             "value": float(body.rows[i].value),
             "value_kind": body.value_kind,
-            "source": body.source,
+            "source": body.provider,
             "updated_at": now,
         }
         for i in keep
@@ -500,7 +501,7 @@ async def ingest_benchmarks(
                 market=body.market,
                 category=body.category,
                 value_kind=body.value_kind,
-                source=body.source,
+                source=source,
                 chunk=i,
                 chunks=len(chunks),
                 rows=part,

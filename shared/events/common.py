@@ -104,8 +104,8 @@ KNOWN_METRICS: frozenset[str] = frozenset(RAW_METRICS + DERIVED_METRICS)
 
 MetricName = Annotated[
     str,
-    StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64),
-    Field(description="metric name, e.g. visitors, gmv, ctr (see shared.events.common)"),
+    StringConstraints(pattern=r"^(custom\.)?[a-z][a-z0-9_.]*$", max_length=80),
+    Field(description="metric name, e.g. visitors, gmv, ctr, or custom.<name> for a tenant's own"),
 ]
 Dimensions = Annotated[
     dict[str, str],

@@ -2,8 +2,8 @@
 
 The demo tenant runs a US Shopify store, prepares Black Friday 2025 and sees a click-through drop
 on paid search. Consumer tests can rely on these values, e.g. authenticate with
-EXAMPLE_API_TOKEN after handling `ApiKeyCreatedV1.example()`, or find `CampaignCreatedV1.example()`'s
-campaign again in `TaskDueV1.example()`.
+EXAMPLE_API_TOKEN after handling `ApiKeyCreatedV1.example()`, or find the campaign of
+`CampaignCreatedV1.example()` again in `TaskDueV1.example()`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ EXAMPLE_CURRENCY = "USD"
 EXAMPLE_TIMEZONE = "America/New_York"
 EXAMPLE_CATEGORY = "apparel"
 
-# The token behind ApiKeyCreatedV1.example(); its hashes are derived, never stored elsewhere.
-EXAMPLE_API_TOKEN = "sk_demo_4f9c2a7e1b6d8035c9e2f17a4b0d6e93"
+# The token behind ApiKeyCreatedV1.example(): public test data, valid only where a test handled
+# that example event.
+EXAMPLE_API_TOKEN = "sk_demo_4f9c2a7e1b6d8035c9e2f17a4b0d6e93"  # noqa: S105
 EXAMPLE_API_TOKEN_SHA256 = hashlib.sha256(EXAMPLE_API_TOKEN.encode()).hexdigest()
 EXAMPLE_API_KEY_ID = uuid.UUID("6b0e3571-abaf-49fb-99ca-9f208e6b6a92")
 EXAMPLE_USER_ID = uuid.UUID("50dff1ec-55c2-4231-b708-c1a2a86d70f8")

@@ -46,7 +46,7 @@ class MetricRowV1(EventPart):
     date: dt.date = Field(description="the store's local calendar date")
     metric: MetricName
     value: FiniteFloat
-    dimensions: Dimensions = Field(default_factory=dict)
+    dimensions: Dimensions
 
 
 class BenchmarkRowV1(EventPart):
@@ -295,7 +295,9 @@ class MetricsIngestedV1(_Chunked):
             MetricRowV1(
                 date=day, metric="impressions", value=412000, dimensions={"channel": "paid_search"}
             ),
-            MetricRowV1(date=day, metric="clicks", value=5150, dimensions={"channel": "paid_search"}),
+            MetricRowV1(
+                date=day, metric="clicks", value=5150, dimensions={"channel": "paid_search"}
+            ),
             MetricRowV1(
                 date=day, metric="ad_spend", value=2310.0, dimensions={"channel": "paid_search"}
             ),

@@ -1,0 +1,138 @@
+"""Helpers shared by the whole suite (fixtures live in conftest.py).
+
+Unit and route tests run each service on SQLite files in a temporary folder with the LocalBus, with
+the app's lifespan really running. Integration tests (tests/integration) use the real PostgreSQL
+and Kafka started by scripts/services.sh (see tests/integration/conftest.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from services.ingest.models import MetricRow
+from shared.config import IngestSettings
+from shared.outbox import OutboxMessage
+
+ADMIN_KEY = "test-bootstrap-admin-key-0123456789"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+@dataclass
+class Harness:
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: Any
+
+    async def count(self, model: Any, **where: Any) -> int:
+        table = model.__table__
+        q = select(func.count()).select_from(table)
+        for k, v in where.items():
+            q = q.where(table.c[k] == v)
+        async with self.app.state.db.session(readonly=True) as s:
+            return int(await s.scalar(q) or 0)
+
+    async def state_counts(self) -> tuple[int, int]:
+        """(metric rows, outbox rows): what a refused request must leave unchanged."""
+        return await self.count(MetricRow), await self.count(OutboxMessage)
+
+    async def tenant_with_keys(self, tenant: str, stores: list[str]) -> dict[str, dict[str, str]]:
+        """A tenant with stores and one key per role, plus a key scoped to the first store."""
+        c = self.client
+        r = await c.post("/v1/tenants", json={"id": tenant, "name": tenant.title()}, headers=ADMIN)
+        assert r.status_code == 201, r.text
+        r = await c.post(
+            "/v1/users",
+            json={"email": f"admin@{tenant}.test", "name": "Admin", "tenant_id": tenant},
+            headers=ADMIN,
+        )
+        assert r.status_code == 201, r.text
+        admin_user = r.json()["id"]
+        r = await c.post(
+            f"/v1/api-keys?tenant_id={tenant}",
+            json={"user_id": admin_user, "name": "admin", "role": "admin"},
+            headers=ADMIN,
+        )
+        assert r.status_code == 201, r.text
+        admin = {"Authorization": f"Bearer {r.json()['key']}"}
+        for sid in stores:
+            r = await c.post("/v1/stores", json=store_body(sid), headers=admin)
+            assert r.status_code == 201, r.text
+        keys = {"admin": admin}
+        for role in ("operator", "viewer"):
+            r = await c.post(
+                "/v1/api-keys",
+                json={"user_id": admin_user, "name": role, "role": role},
+                headers=admin,
+            )
+            assert r.status_code == 201, r.text
+            keys[role] = {"Authorization": f"Bearer {r.json()['key']}"}
+        r = await c.post(
+            "/v1/api-keys",
+            json={
+                "user_id": admin_user,
+                "name": "scoped",
+                "role": "operator",
+                "store_ids": stores[:1],
+            },
+            headers=admin,
+        )
+        assert r.status_code == 201, r.text
+        keys["scoped"] = {"Authorization": f"Bearer {r.json()['key']}"}
+        keys["scoped_id"] = {"id": r.json()["id"]}
+        return keys
+
+
+def store_body(store_id: str, **over: Any) -> dict[str, Any]:
+    body = {
+        "id": store_id,
+        "name": store_id.title(),
+        "platform": "shopify",
+        "timezone": "America/New_York",
+        "currency": "USD",
+        "market": "US",
+        "category": "apparel",
+    }
+    body.update(over)
+    return body
+
+
+def ingest_settings(tmp_path: Path, **over: Any) -> IngestSettings:
+    values: dict[str, Any] = {
+        "var_dir": tmp_path,
+        "ops_bootstrap_api_key": ADMIN_KEY,
+        "outbox_poll_seconds": 0.05,
+        "log_level": "WARNING",
+        "consumer_retry_base_seconds": 0.01,
+        "consumer_retry_max_seconds": 0.05,
+    }
+    values.update(over)
+    return IngestSettings(**values)
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Infra:
+    """The real PostgreSQL and Kafka of this test run."""
+
+    pg_dsn: str  # postgresql://postgres@127.0.0.1:55432/postgres
+    kafka: str
+
+    def dsn(self, database: str) -> str:
+        return self.pg_dsn.rsplit("/", 1)[0] + "/" + database
+
+    def async_url(self, database: str) -> str:
+        return self.dsn(database).replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+def services_script(*args: str) -> None:
+    import subprocess
+
+    subprocess.run([str(REPO / "scripts" / "services.sh"), *args], check=True, cwd=REPO)
