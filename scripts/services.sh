@@ -224,12 +224,16 @@ ensure_kafka_libs() {
   local mvn_cmd=(mvn -B -q -U -Dstyle.color=never -f "$KAFKA_POM"
     org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies
     -DincludeScope=runtime "-DoutputDirectory=$tmp")
+  local mvn_log="$STOREOPS_CACHE/kafka-libs-$KAFKA_VERSION.mvn.log"
   rm -rf "$tmp"
-  if ! (cd "$STOREOPS_CACHE" && "${mvn_cmd[@]}"); then
-    log "Maven download failed; retrying once (-U ignores cached failures)"
+  if ! (cd "$STOREOPS_CACHE" && "${mvn_cmd[@]}") >"$mvn_log" 2>&1; then
+    log "Maven download failed; retrying once (-U ignores cached failures): $(tail -n 3 "$mvn_log" | tr '\n' ' ')"
     rm -rf "$tmp"
     sleep 2
-    (cd "$STOREOPS_CACHE" && "${mvn_cmd[@]}") || { rm -rf "$tmp"; die "could not download the Kafka jars"; }
+    if ! (cd "$STOREOPS_CACHE" && "${mvn_cmd[@]}") >"$mvn_log" 2>&1; then
+      rm -rf "$tmp"
+      fail_with_log "could not download the Kafka jars with Maven" "$mvn_log"
+    fi
   fi
   ls "$tmp"/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null 2>&1 || die "kafka_2.13-$KAFKA_VERSION.jar missing after download"
   touch "$tmp/.complete"

@@ -50,7 +50,8 @@ def _settings_for(name: str, overrides: dict[str, Any]) -> ServiceSettings:
         "content": "ContentSettings",
     }[name]
     cls = getattr(importlib.import_module("shared.config"), cls_name)
-    return cls(**overrides)  # type: ignore[no-any-return]
+    settings: ServiceSettings = cls(**overrides)
+    return settings
 
 
 class AllInOne:

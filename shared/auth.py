@@ -16,7 +16,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
 from sqlalchemy import JSON, Column, String, select
@@ -25,6 +25,7 @@ from sqlmodel import Field, SQLModel
 
 from shared.db import UTCDateTime
 from shared.errors import Forbidden, NotFound, Unauthorized
+from shared.events import Event
 from shared.events.ingest import ApiKeyCreatedV1, ApiKeyRevokedV1
 
 Role = Literal["admin", "operator", "viewer"]
@@ -216,3 +217,29 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 Viewer = Annotated[Principal, Depends(require_role("viewer"))]
 Operator = Annotated[Principal, Depends(require_role("operator"))]
 Admin = Annotated[Principal, Depends(require_role("admin"))]
+
+
+def key_sync_subscription(service: str) -> tuple[str, list[str], Any]:
+    """The subscription every service but ingest adds: keep its auth_keys table in step with
+    ingest.api_key_* events, so that it authenticates requests on its own."""
+    from shared.events import topic_for
+    from shared.outbox import claim_event
+
+    group = f"{service}.auth-keys"
+
+    def factory(state: Any) -> Any:
+        async def handle(event: Event) -> None:
+            if not isinstance(event, ApiKeyCreatedV1 | ApiKeyRevokedV1):
+                return
+            async with state.db.session() as session:
+                if not await claim_event(session, group, event):
+                    return
+                if isinstance(event, ApiKeyCreatedV1):
+                    await upsert_key(session, event)
+                else:
+                    await revoke_key(session, event)
+                await session.commit()
+
+        return handle
+
+    return group, [topic_for("ingest")], factory

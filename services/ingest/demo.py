@@ -411,10 +411,13 @@ class _FestivalDays:
 
 
 def black_friday(year: int) -> date:
-    """The fourth Friday of November (the day after US Thanksgiving)."""
+    """The day after US Thanksgiving (the fourth Thursday of November).
+
+    Usually the fourth Friday, but the fifth when November starts on a Friday (2024: the 29th).
+    """
     first = date(year, 11, 1)
-    first_friday = first + timedelta(days=(4 - first.weekday()) % 7)
-    return first_friday + timedelta(weeks=3)
+    first_thursday = first + timedelta(days=(3 - first.weekday()) % 7)
+    return first_thursday + timedelta(weeks=3, days=1)
 
 
 def _phases(effects: dict[date, _Effect], first: date, last: date, effect: _Effect) -> None:

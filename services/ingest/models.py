@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -25,7 +26,7 @@ from shared.idempotency import IdempotencyRecord
 from shared.outbox import OutboxMessage, ProcessedEvent
 
 
-def _id_column() -> Column:  # type: ignore[type-arg]
+def _id_column() -> Column[int]:
     return Column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
@@ -149,8 +150,8 @@ class CompetitorRow(SQLModel, table=True):
 
 
 # The tables this service's migrations own, shared ones included.
-TABLES = [
-    m.__table__  # type: ignore[attr-defined]
+TABLES: list[Table] = [
+    m.__table__  # type: ignore[union-attr]
     for m in (
         Tenant,
         User,

@@ -217,8 +217,8 @@ async def _upsert_postgres(
         for r in rows
     ]
     await driver.copy_records_to_table(tmp, records=records, columns=columns)  # type: ignore[union-attr]
-    src = select(*[literal_column(c) for c in columns]).select_from(text(tmp))
-    stmt = pg_insert(table).from_select(columns, src)
+    src: Any = select(*[literal_column(c) for c in columns]).select_from(text(tmp))
+    stmt: Any = pg_insert(table).from_select(columns, src)
     update_cols = {"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at}
     if "source" in table.c:
         update_cols["source"] = stmt.excluded.source
@@ -233,7 +233,8 @@ async def _upsert_postgres(
     )
     res = await conn.execute(stmt)
     by_key = {tuple(r[k] for k in key_columns): r for r in rows}
-    inserted, updated = [], []
+    inserted: list[dict[str, Any]] = []
+    updated: list[dict[str, Any]] = []
     for rec in res:
         original = by_key[tuple(rec[1 : 1 + len(key_columns)])]
         (inserted if rec[0] else updated).append(original)

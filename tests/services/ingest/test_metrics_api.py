@@ -174,7 +174,7 @@ async def test_custom_metrics_need_the_prefix_and_conflicting_repeats_are_refuse
 async def test_nan_and_infinity_are_refused(env: Any, literal: str) -> None:
     h, keys = env
     before = await h.state_counts()
-    raw = '{"rows": [{"date": "2026-10-01", "metric": "gmv", "value": %s}]}' % literal
+    raw = '{"rows": [{"date": "2026-10-01", "metric": "gmv", "value": ' + literal + "}]}"
     r = await h.client.post(
         "/v1/stores/acme-shop/metrics",
         content=raw.encode(),
