@@ -1,1 +1,4 @@
-"""The diagnosis service: not built yet (see the open issues); all-in-one mounts it once main.py exists."""
+"""The diagnosis service: not built yet (see the open issues).
+
+The all-in-one app mounts it once its main.py exists.
+"""

@@ -40,8 +40,8 @@ def test_comparison_is_constant_time() -> None:
 
 
 async def test_bootstrap_key_is_idempotent_and_rotates(tmp_path: Path) -> None:
-    from shared.db import migrate
     from services.ingest.main import MIGRATIONS
+    from shared.db import migrate
 
     db = Database(ServiceSettings(service_name="authprobe", var_dir=tmp_path))
     await migrate(db.engine, MIGRATIONS)
@@ -107,8 +107,8 @@ async def test_other_services_learn_keys_and_revocations_from_events(
 
 
 async def test_revoked_key_cannot_be_revived_by_a_replayed_creation(tmp_path: Path) -> None:
-    from shared.events.ingest import ApiKeyCreatedV1, ApiKeyRevokedV1
     from shared.events.examples import EXAMPLE_API_TOKEN
+    from shared.events.ingest import ApiKeyCreatedV1, ApiKeyRevokedV1
 
     db = Database(ServiceSettings(service_name="replay", var_dir=tmp_path))
     async with db.engine.begin() as conn:
