@@ -14,6 +14,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -188,6 +189,29 @@ def install_error_handlers(app: FastAPI) -> None:
             instance=request.url.path,
             headers=dict(exc.headers or {}),
         )
+
+    async def _dependency(request: Request, exc: Exception) -> JSONResponse:
+        from shared.bus import is_transient
+
+        if is_transient(exc):
+            # The database (or broker) is unreachable: nothing was committed, retrying is safe.
+            log.warning(
+                "dependency_unavailable", path=request.url.path, error_type=type(exc).__name__
+            )
+            return problem(
+                503,
+                Unavailable.title,
+                "A dependency is unreachable; nothing was written. Retry shortly.",
+                code=Unavailable.code,
+                instance=request.url.path,
+                headers={"Retry-After": "2"},
+            )
+        return await _unexpected(request, exc)
+
+    # Registered per class so that they are answered inside the app (a handler for Exception
+    # itself would sit in the outermost middleware, which re-raises after answering).
+    for cls in (DBAPIError, OSError, TimeoutError):
+        app.add_exception_handler(cls, _dependency)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -136,3 +136,75 @@ def services_script(*args: str) -> None:
     import subprocess
 
     subprocess.run([str(REPO / "scripts" / "services.sh"), *args], check=True, cwd=REPO)
+
+
+async def read_topic(infra: Infra, topic: str, *, until: Any, timeout: float = 60.0) -> list[Any]:
+    """Read a topic from the beginning until `until(records)` holds (aiokafka records)."""
+    import asyncio
+    import uuid
+
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=infra.kafka,
+        group_id=f"reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not until(records):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"topic {topic}: condition not met, got {len(records)}")
+            batch = await consumer.getmany(timeout_ms=500)
+            for recs in batch.values():
+                records.extend(recs)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def wait_until(cond: Any, timeout: float = 60.0, interval: float = 0.1) -> None:
+    """Await an async or sync condition until it holds."""
+    import asyncio
+    import inspect
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = cond()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
+async def assert_models_match_migrations(url: str, tables: list[Any], migrations: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import MetaData
+
+    from shared.config import ServiceSettings
+    from shared.db import Database, migrate
+
+    db = Database(ServiceSettings(service_name="layout", database_url=url))
+    try:
+        await migrate(db.engine, migrations)
+        target = MetaData()
+        for t in tables:
+            t.to_metadata(target)
+
+        def diff(conn):  # type: ignore[no-untyped-def]
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            return compare_metadata(ctx, target)
+
+        async with db.engine.connect() as conn:
+            changes = await conn.run_sync(diff)
+        assert changes == [], changes
+    finally:
+        await db.dispose()

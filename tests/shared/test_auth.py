@@ -65,8 +65,9 @@ async def test_other_services_learn_keys_and_revocations_from_events(
     """A second service on the same LocalBus keeps its own auth_keys table from the events."""
     keys = await ingest.tenant_with_keys("acme", ["acme-a"])
     token = keys["scoped"]["Authorization"]
-    probe_settings = ServiceSettings(service_name="probe", var_dir=tmp_path / "probe",
-                                     local_bus_path=str(tmp_path / "bus.db"))
+    probe_settings = ServiceSettings(
+        service_name="probe", var_dir=tmp_path / "probe", local_bus_path=str(tmp_path / "bus.db")
+    )
     db = Database(probe_settings)
     async with db.engine.begin() as conn:
         await conn.run_sync(lambda c: AuthKey.__table__.create(c))
@@ -76,6 +77,7 @@ async def test_other_services_learn_keys_and_revocations_from_events(
     bus.subscribe(group, topics, factory(SimpleNamespace(db=db)))
     await bus.start()
     try:
+
         async def principal() -> Any:
             async with db.session(readonly=True) as s:
                 return await authenticate(s, token)
@@ -90,8 +92,9 @@ async def test_other_services_learn_keys_and_revocations_from_events(
             raise AssertionError("the key never reached the other service")
         assert p.tenant_id == "acme" and p.store_ids == frozenset({"acme-a"})
         assert p.role == "operator"
-        r = await ingest.client.post(f"/v1/api-keys/{keys['scoped_id']['id']}/revoke",
-                                     headers=keys["admin"])
+        r = await ingest.client.post(
+            f"/v1/api-keys/{keys['scoped_id']['id']}/revoke", headers=keys["admin"]
+        )
         assert r.status_code == 200
         for _ in range(200):
             try:
@@ -114,8 +117,9 @@ async def test_revoked_key_cannot_be_revived_by_a_replayed_creation(tmp_path: Pa
     async with db.engine.begin() as conn:
         await conn.run_sync(lambda c: AuthKey.__table__.create(c))
     created = ApiKeyCreatedV1.example()
-    revoked = ApiKeyRevokedV1(tenant_id=created.tenant_id, key_id=created.key_id,
-                              revoked_at=created.created_at)
+    revoked = ApiKeyRevokedV1(
+        tenant_id=created.tenant_id, key_id=created.key_id, revoked_at=created.created_at
+    )
     async with db.session() as s:
         await auth.revoke_key(s, revoked)  # revocation seen first
         await auth.upsert_key(s, created)
@@ -127,11 +131,13 @@ async def test_revoked_key_cannot_be_revived_by_a_replayed_creation(tmp_path: Pa
 
 async def test_user_and_key_admin_validation(ingest: Harness) -> None:
     c = ingest.client
-    r = await c.post("/v1/api-keys", json={"user_id": "nobody", "name": "k", "role": "admin"},
-                     headers=ADMIN)
+    r = await c.post(
+        "/v1/api-keys", json={"user_id": "nobody", "name": "k", "role": "admin"}, headers=ADMIN
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "user_id"]
-    r = await c.post("/v1/api-keys", json={"user_id": "x", "name": "k", "role": "root"},
-                     headers=ADMIN)
+    r = await c.post(
+        "/v1/api-keys", json={"user_id": "x", "name": "k", "role": "root"}, headers=ADMIN
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "role"]
     r = await c.post("/v1/users", json={"email": "not-an-email", "name": "x"}, headers=ADMIN)
     assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "email"]

@@ -31,8 +31,7 @@ async def test_idempotency_key_replays_the_first_answer(ingest: Harness) -> None
     assert plain.status_code == 409
     # A failed request is not remembered: fixing the body and retrying with the key works.
     h2 = {**keys["operator"], "Idempotency-Key": "k2"}
-    bad = await ingest.client.post("/v1/stores", json=store_body("acme-q", market="XX"),
-                                   headers=h2)
+    bad = await ingest.client.post("/v1/stores", json=store_body("acme-q", market="XX"), headers=h2)
     assert bad.status_code == 422
     good = await ingest.client.post("/v1/stores", json=store_body("acme-q"), headers=h2)
     assert good.status_code == 201
@@ -78,8 +77,14 @@ async def test_health_and_metrics_by_route_template(ingest: Harness) -> None:
     text = (await c.get("/metrics")).text
     assert 'route="/v1/stores/{store_id}"' in text
     assert "acme-a" not in text  # raw paths never become labels
-    assert 'storeops_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/v1/stores/{store_id}",service="ingest"}' in text
-    assert 'storeops_http_requests_total{method="GET",route="/v1/stores/{store_id}",service="ingest",status="404"}' in text
+    assert (
+        'storeops_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/v1/stores/{store_id}",service="ingest"}'
+        in text
+    )
+    assert (
+        'storeops_http_requests_total{method="GET",route="/v1/stores/{store_id}",service="ingest",status="404"}'
+        in text
+    )
     assert 'storeops_outbox_backlog{service="ingest"}' in text
     assert "storeops_events_published_total" in text
 
@@ -99,14 +104,16 @@ async def test_readyz_fails_when_the_database_is_gone(ingest: Harness) -> None:
         db.ping = real
 
 
-async def test_logs_are_json_with_request_id_and_no_secrets(ingest: Harness, capsys: Any
-                                                            ) -> None:
+async def test_logs_are_json_with_request_id_and_no_secrets(ingest: Harness, capsys: Any) -> None:
     from shared.observability import configure_logging
 
     configure_logging("INFO", json=True)
     keys = await ingest.tenant_with_keys("acme", ["acme-gen0"])
-    r = await ingest.client.post("/v1/stores", json=store_body("acme-gen", platform="generic"),
-                                 headers={**keys["operator"], "X-Request-ID": "req-12345"})
+    r = await ingest.client.post(
+        "/v1/stores",
+        json=store_body("acme-gen", platform="generic"),
+        headers={**keys["operator"], "X-Request-ID": "req-12345"},
+    )
     secret = r.json()["webhook_secret"]
     assert r.headers["x-request-id"] == "req-12345"
     import structlog
@@ -115,8 +122,9 @@ async def test_logs_are_json_with_request_id_and_no_secrets(ingest: Harness, cap
     err = capsys.readouterr().err
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     requests = [line for line in lines if line.get("event") == "request"]
-    assert any(line.get("request_id") == "req-12345" and line["route"] == "/v1/stores"
-               for line in requests)
+    assert any(
+        line.get("request_id") == "req-12345" and line["route"] == "/v1/stores" for line in requests
+    )
     token = keys["operator"]["Authorization"].split()[1]
     assert token not in err and secret not in err and ADMIN["Authorization"] not in err
     probe = next(line for line in lines if line.get("event") == "probe")

@@ -8,23 +8,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import MetaData
+from support import assert_models_match_migrations
 
 from services.ingest.main import MIGRATIONS as INGEST_MIGRATIONS
 from services.ingest.models import TABLES as INGEST_TABLES
-from shared.config import ServiceSettings
-from shared.db import Database, migrate
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     lint = Path(sys.executable).parent / "lint-imports"
-    return subprocess.run([str(lint), "--config", str(root / "pyproject.toml"), "--no-cache"],
-                          cwd=root, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [str(lint), "--config", str(root / "pyproject.toml"), "--no-cache"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_import_linter_passes_on_the_repository() -> None:
@@ -45,31 +45,14 @@ def test_import_linter_fails_when_a_service_imports_another(tmp_path: Path) -> N
         (pkg / "__init__.py").write_text("")
     (root / "services" / "__init__.py").write_text("")
     (root / "services" / "content" / "service.py").write_text(
-        "from services.ingest import models  # the violation\n")
+        "from services.ingest import models  # the violation\n"
+    )
     result = _lint_imports(root)
     assert result.returncode != 0
     assert "Services never import each other BROKEN" in result.stdout
 
 
-async def _assert_models_match_migrations(url: str, tables: list, migrations: Path) -> None:
-    db = Database(ServiceSettings(service_name="layout", database_url=url))
-    try:
-        await migrate(db.engine, migrations)
-        target = MetaData()
-        for t in tables:
-            t.to_metadata(target)
-
-        def diff(conn):  # type: ignore[no-untyped-def]
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-            return compare_metadata(ctx, target)
-
-        async with db.engine.connect() as conn:
-            changes = await conn.run_sync(diff)
-        assert changes == [], changes
-    finally:
-        await db.dispose()
-
-
 async def test_ingest_models_and_migrations_agree_on_sqlite(tmp_path: Path) -> None:
-    await _assert_models_match_migrations(f"sqlite+aiosqlite:///{tmp_path}/i.db", INGEST_TABLES,
-                                          INGEST_MIGRATIONS)
+    await assert_models_match_migrations(
+        f"sqlite+aiosqlite:///{tmp_path}/i.db", INGEST_TABLES, INGEST_MIGRATIONS
+    )

@@ -26,9 +26,13 @@ async def staged(h: Harness) -> list[Any]:
 
 async def test_create_get_update_and_events(ingest: Harness, keys: Any) -> None:
     c = ingest.client
-    r = await c.post("/v1/stores", json=store_body("acme-new", platform="taobao",
-                                                   timezone="Asia/Shanghai", currency="CNY",
-                                                   market="CN"), headers=keys["operator"])
+    r = await c.post(
+        "/v1/stores",
+        json=store_body(
+            "acme-new", platform="taobao", timezone="Asia/Shanghai", currency="CNY", market="CN"
+        ),
+        headers=keys["operator"],
+    )
     assert r.status_code == 201
     assert r.headers["location"] == "/v1/stores/acme-new"
     body = r.json()
@@ -36,8 +40,11 @@ async def test_create_get_update_and_events(ingest: Harness, keys: Any) -> None:
     assert body["created_at"].endswith("Z") or body["created_at"].endswith("+00:00")
     r = await c.get("/v1/stores/acme-new", headers=keys["viewer"])
     assert r.status_code == 200 and r.json()["currency"] == "CNY"
-    r = await c.patch("/v1/stores/acme-new", json={"name": "Renamed", "status": "archived"},
-                      headers=keys["operator"])
+    r = await c.patch(
+        "/v1/stores/acme-new",
+        json={"name": "Renamed", "status": "archived"},
+        headers=keys["operator"],
+    )
     assert r.status_code == 200 and r.json()["name"] == "Renamed"
     events = [e for e in await staged(ingest) if e.store_id == "acme-new"]
     assert [type(e) for e in events] == [StoreRegisteredV1, StoreUpdatedV1]
@@ -47,8 +54,9 @@ async def test_create_get_update_and_events(ingest: Harness, keys: Any) -> None:
 
 async def test_generic_store_gets_a_whsec_secret_shown_once(ingest: Harness, keys: Any) -> None:
     c = ingest.client
-    r = await c.post("/v1/stores", json=store_body("acme-gen", platform="generic"),
-                     headers=keys["operator"])
+    r = await c.post(
+        "/v1/stores", json=store_body("acme-gen", platform="generic"), headers=keys["operator"]
+    )
     secret = r.json()["webhook_secret"]
     assert secret.startswith("whsec_") and len(secret) > 40
     again = await c.get("/v1/stores/acme-gen", headers=keys["operator"])
@@ -57,27 +65,40 @@ async def test_generic_store_gets_a_whsec_secret_shown_once(ingest: Harness, key
     assert secret not in listed.text
     events = await staged(ingest)
     assert all(secret not in e.model_dump_json() for e in events)
-    r = await c.post("/v1/stores", json=store_body("acme-shop2", webhook_secret="shpss_abc12345"),
-                     headers=keys["operator"])
+    r = await c.post(
+        "/v1/stores",
+        json=store_body("acme-shop2", webhook_secret="shpss_abc12345"),
+        headers=keys["operator"],
+    )
     assert "webhook_secret" not in r.json() and r.json()["has_webhook_secret"]
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("timezone", "Mars/Olympus"), ("timezone", "EST5EDT8"), ("currency", "usd"),
-     ("currency", "XYZ"), ("market", "XX"), ("market", "USA"), ("platform", "ebay"),
-     ("id", "Bad Id!"), ("name", "")],
+    [
+        ("timezone", "Mars/Olympus"),
+        ("timezone", "EST5EDT8"),
+        ("currency", "usd"),
+        ("currency", "XYZ"),
+        ("market", "XX"),
+        ("market", "USA"),
+        ("platform", "ebay"),
+        ("id", "Bad Id!"),
+        ("name", ""),
+    ],
 )
 async def test_store_validation(ingest: Harness, keys: Any, field: str, value: str) -> None:
     before = await ingest.count(Store)
-    r = await ingest.client.post("/v1/stores", json=store_body("acme-x", **{field: value}),
-                                 headers=keys["operator"])
+    r = await ingest.client.post(
+        "/v1/stores", json=store_body("acme-x", **{field: value}), headers=keys["operator"]
+    )
     assert r.status_code == 422
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["errors"][0]["loc"] == ["body", field]
     assert await ingest.count(Store) == before
-    r = await ingest.client.patch("/v1/stores/acme-a", json={field: value},
-                                  headers=keys["operator"])
+    r = await ingest.client.patch(
+        "/v1/stores/acme-a", json={field: value}, headers=keys["operator"]
+    )
     if field in ("timezone", "currency", "market", "name"):
         assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", field]
 
@@ -89,8 +110,9 @@ async def test_duplicate_store_is_409(ingest: Harness, keys: Any) -> None:
 
 async def test_same_store_id_in_two_tenants_is_isolated(ingest: Harness, keys: Any) -> None:
     other = await ingest.tenant_with_keys("beta", ["acme-a"])
-    r = await ingest.client.patch("/v1/stores/acme-a", json={"name": "Beta's"},
-                                  headers=other["admin"])
+    r = await ingest.client.patch(
+        "/v1/stores/acme-a", json={"name": "Beta's"}, headers=other["admin"]
+    )
     assert r.status_code == 200
     r = await ingest.client.get("/v1/stores/acme-a", headers=keys["admin"])
     assert r.json()["name"] == "Acme-A"
