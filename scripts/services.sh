@@ -6,7 +6,7 @@
 #   scripts/services.sh start        install what is missing, start both with FRESH data
 #                                    (no-op when both already run); writes $SERVICES_DIR/env
 #   scripts/services.sh stop         stop both, by recorded PIDs only (idempotent)
-#   scripts/services.sh status       what runs
+#   scripts/services.sh status       what runs; exit 0 only if both run and answer, else 3
 #   scripts/services.sh stop-kafka | start-kafka   stop / restart the broker KEEPING its data
 #   scripts/services.sh stop-pg    | start-pg      stop / restart PostgreSQL KEEPING its data
 #   scripts/services.sh kafka-version | pg-version
@@ -561,10 +561,11 @@ cmd_stop() {
 }
 
 cmd_status() {
-  local pid
+  local pid up=0
   pid="$(pg_recorded_pid)"
   if pg_pid_alive "$pid"; then
     if pg_running; then
+      up=$((up + 1))
       log "PostgreSQL: running, pid $pid, 127.0.0.1:$(pg_conf_port), data $PGDATA"
     else
       log "PostgreSQL: pid $pid alive but not answering on 127.0.0.1:$(pg_conf_port)"
@@ -575,6 +576,7 @@ cmd_status() {
   pid="$(read_pid "$KAFKA_PIDFILE")"
   if kafka_pid_alive "$pid"; then
     if kafka_ready "$(kafka_conf_port)"; then
+      up=$((up + 1))
       log "Kafka: running, pid $pid, 127.0.0.1:$(kafka_conf_port), data $KAFKA_DATA"
     else
       log "Kafka: pid $pid alive but not ready on 127.0.0.1:$(kafka_conf_port)"
@@ -583,12 +585,18 @@ cmd_status() {
     log "Kafka: not running${pid:+ (stale pid $pid)}"
   fi
   if [[ -f "$ENV_FILE" ]]; then log "env file $ENV_FILE:"; cat "$ENV_FILE"; fi
+  ((up == 2)) || return 3
 }
 
 cmd_kafka_version() {
   if [[ -f "$KAFKA_LIBS/.complete" ]]; then
-    echo "Kafka $(java -XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile="$KAFKA_LOG4J" -Dkafka.logs.dir=/tmp \
-      -cp "$KAFKA_LIBS/*" kafka.Kafka --version 2>/dev/null | head -n1 | awk '{print $1}') (jars: $KAFKA_LIBS)"
+    # What the jars say (kafka/kafka-version.properties inside kafka-clients), no JVM needed.
+    python3 - "$KAFKA_LIBS" <<'PY'
+import glob, sys, zipfile
+jar = glob.glob(sys.argv[1] + "/kafka-clients-*.jar")[0]
+props = dict(l.split("=", 1) for l in zipfile.ZipFile(jar).read("kafka/kafka-version.properties").decode().split() if "=" in l)
+print(f"Kafka {props.get('version')} (commit {props.get('commitId')}; jars: {sys.argv[1]})")
+PY
   else
     echo "Kafka $KAFKA_VERSION (from $KAFKA_POM; jars not downloaded yet)"
   fi
@@ -598,8 +606,8 @@ cmd_pg_version() {
   if [[ -x "$PG_BIN/postgres" ]]; then "$PG_BIN/postgres" --version; else echo "PostgreSQL 15 not installed ($PG_BIN)"; fi
 }
 
-usage() {
-  sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+usage() { # the header comment of this file
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
 }
 
 case "${1:-}" in

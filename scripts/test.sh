@@ -18,12 +18,13 @@ cleanup() {
   if [ "$started" = 1 ]; then scripts/services.sh stop || true; fi
 }
 trap cleanup EXIT INT TERM
-if ! scripts/services.sh status >/dev/null 2>&1 || [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+# Start them unless they already run (then they were not ours to stop).
+if ! scripts/services.sh status >/dev/null 2>&1; then
   started=1
   scripts/services.sh start
 fi
 # shellcheck disable=SC1091
-source var/services/env
+source "${SERVICES_DIR:-var/services}/env"
 
 echo "== tests"
 "$UV" run pytest -q -p no:randomly --durations=15 "$@"

@@ -57,7 +57,8 @@ def infra() -> Any:
     if not (os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("TEST_PG_DSN")):
         services_script("start")
         started_here = True
-        env_file = Path(__file__).resolve().parent.parent / "var" / "services" / "env"
+        repo = Path(__file__).resolve().parent.parent
+        env_file = Path(os.environ.get("SERVICES_DIR", repo / "var" / "services")) / "env"
         for line in env_file.read_text().splitlines():
             if line.startswith("export "):
                 k, _, v = line[len("export ") :].partition("=")

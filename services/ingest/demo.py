@@ -641,7 +641,7 @@ _PLANS: tuple[_Plan, ...] = (
             "The mobile tracking feed stopped delivering: for that day there are no "
             "device=mobile rows at all, on any channel; desktop rows are complete and normal."
         ),
-        affected_metrics=tuple(m for m in BASE_METRICS),
+        affected_metrics=BASE_METRICS,
         expected=(
             "A data problem (missing device=mobile rows for every channel, a data-health "
             "issue), owner operations; not reported as a sales or traffic drop."
