@@ -37,12 +37,14 @@ def rows(n: int) -> list[dict[str, Any]]:
     channels = ["search", "recommendation", "paid_search", "social", "live", "direct"]
     out = []
     for i in range(n):
-        out.append({
-            "date": (date(2025, 1, 1) + timedelta(days=i % 365)).isoformat(),
-            "metric": ["visitors", "orders", "gmv", "clicks"][i % 4],
-            "value": float(i % 997),
-            "dimensions": {"channel": channels[i % 6], "product_id": f"p{i // 1460}"},
-        })
+        out.append(
+            {
+                "date": (date(2025, 1, 1) + timedelta(days=i % 365)).isoformat(),
+                "metric": ["visitors", "orders", "gmv", "clicks"][i % 4],
+                "value": float(i % 997),
+                "dimensions": {"channel": channels[i % 6], "product_id": f"p{i // 1460}"},
+            }
+        )
     return out
 
 
@@ -51,9 +53,18 @@ async def platform_run(settings: IngestSettings, payload: list[dict[str, Any]]) 
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://b", timeout=300) as c:
-            r = await c.post("/v1/stores", json={
-                "id": "bench", "name": "Bench", "platform": "shopify", "timezone": "UTC",
-                "currency": "USD", "market": "US"}, headers=H)
+            r = await c.post(
+                "/v1/stores",
+                json={
+                    "id": "bench",
+                    "name": "Bench",
+                    "platform": "shopify",
+                    "timezone": "UTC",
+                    "currency": "USD",
+                    "market": "US",
+                },
+                headers=H,
+            )
             assert r.status_code == 201, r.text
             t0 = time.perf_counter()
             r = await c.post("/v1/stores/bench/metrics", json={"rows": payload}, headers=H)
@@ -77,13 +88,31 @@ async def baseline_run(url: str, payload: list[dict[str, Any]]) -> float:
         for r in payload:
             d = date.fromisoformat(r["date"])
             key = canonical_dimensions(r["dimensions"])
-            hit = (await s.execute(select(t.c.id, t.c.value).where(
-                t.c.tenant_id == "b", t.c.store_id == "bench", t.c.date == d,
-                t.c.metric == r["metric"], t.c.dims_key == key))).first()
+            hit = (
+                await s.execute(
+                    select(t.c.id, t.c.value).where(
+                        t.c.tenant_id == "b",
+                        t.c.store_id == "bench",
+                        t.c.date == d,
+                        t.c.metric == r["metric"],
+                        t.c.dims_key == key,
+                    )
+                )
+            ).first()
             if hit is None:
-                await s.execute(t.insert().values(
-                    tenant_id="b", store_id="bench", date=d, metric=r["metric"], dims_key=key,
-                    dimensions=r["dimensions"], value=r["value"], source="api", updated_at=now))
+                await s.execute(
+                    t.insert().values(
+                        tenant_id="b",
+                        store_id="bench",
+                        date=d,
+                        metric=r["metric"],
+                        dims_key=key,
+                        dimensions=r["dimensions"],
+                        value=r["value"],
+                        source="api",
+                        updated_at=now,
+                    )
+                )
             elif hit.value != r["value"]:
                 await s.execute(t.update().where(t.c.id == hit.id).values(value=r["value"]))
         await s.commit()
@@ -115,28 +144,58 @@ async def main() -> int:
                 base_url = f"sqlite+aiosqlite:///{tmp}/baseline.db"
             else:
                 url, base_url = await pg_database(dsn), await pg_database(dsn)
-            settings = IngestSettings(var_dir=Path(tmp), database_url=url,
-                                      ops_bootstrap_api_key=KEY, log_level="WARNING",
-                                      rate_limit_per_second=0)
+            settings = IngestSettings(
+                var_dir=Path(tmp),
+                database_url=url,
+                ops_bootstrap_api_key=KEY,
+                log_level="WARNING",
+                rate_limit_per_second=0,
+            )
             ours = await platform_run(settings, payload)
             base = await baseline_run(base_url, payload)
         speedup = base / ours["first"]
         target_s = 10.0
-        results.append((f"ingest 50k rows, one POST ({backend})", f"<= {target_s:.0f} s",
-                        ours["first"], f"{ours['first']:.2f} s", ours["first"] <= target_s,
-                        f"baseline row-by-row {base:.2f} s, {speedup:.1f}x"))
-        results.append((f"re-send 50k rows, all duplicates ({backend})", f"<= {target_s:.0f} s",
-                        ours["resend"], f"{ours['resend']:.2f} s", ours["resend"] <= target_s,
-                        f"{N / ours['resend']:.0f} rows/s"))
-        results.append((f"speed-up over the row-by-row baseline ({backend})", ">= 3x", speedup,
-                        f"{speedup:.1f}x", speedup >= 3, ""))
+        results.append(
+            (
+                f"ingest 50k rows, one POST ({backend})",
+                f"<= {target_s:.0f} s",
+                ours["first"],
+                f"{ours['first']:.2f} s",
+                ours["first"] <= target_s,
+                f"baseline row-by-row {base:.2f} s, {speedup:.1f}x",
+            )
+        )
+        results.append(
+            (
+                f"re-send 50k rows, all duplicates ({backend})",
+                f"<= {target_s:.0f} s",
+                ours["resend"],
+                f"{ours['resend']:.2f} s",
+                ours["resend"] <= target_s,
+                f"{N / ours['resend']:.0f} rows/s",
+            )
+        )
+        results.append(
+            (
+                f"speed-up over the row-by-row baseline ({backend})",
+                ">= 3x",
+                speedup,
+                f"{speedup:.1f}x",
+                speedup >= 3,
+                "",
+            )
+        )
     ok = True
     lines = []
     for name, target, _, measured, passed, note in results:
         ok &= passed
-        print(f"{name}: target {target}, measured {measured}, {'pass' if passed else 'MISS'}"
-              + (f" ({note})" if note else ""))
-        lines.append(f"| {name} | {target} | {measured} | {'pass' if passed else 'MISS'} | {note} |")
+        print(
+            f"{name}: target {target}, measured {measured}, {'pass' if passed else 'MISS'}"
+            + (f" ({note})" if note else "")
+        )
+        lines.append(
+            f"| {name} | {target} | {measured} | {'pass' if passed else 'MISS'} | {note} |"
+        )
     out = Path(os.environ.get("BENCH_OUT", "var/bench-ingest.md"))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -58,12 +59,10 @@ async def ensure_topic(bootstrap: str, topic: str, must_exist: bool) -> None:
             return
         if must_exist:
             raise SmokeError(f"topic {topic!r} is missing (topics: {sorted(existing)})")
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(
                 [NewTopic(name=topic, num_partitions=PARTITIONS, replication_factor=1)]
             )
-        except TopicAlreadyExistsError:
-            pass
         # Topic creation is asynchronous on the broker: wait until its metadata shows it.
         deadline = time.monotonic() + 20
         while topic not in set(await admin.list_topics()):

@@ -79,24 +79,43 @@ class PermanentError(Exception):
     """Raised by a handler for a message that can never succeed: it goes to the DLQ at once."""
 
 
+_TRANSIENT_NAMES = {
+    "ConnectionDoesNotExistError",
+    "CannotConnectNowError",
+    "PostgresConnectionError",
+    "ConnectionFailureError",
+    "AdminShutdownError",
+    "CrashShutdownError",
+    "InterfaceError",
+    "KafkaConnectionError",
+    "KafkaTimeoutError",
+}
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Failures of the world (database or broker unreachable), not of the message."""
-    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, ConnectionError | TimeoutError | OSError):
-        return True
-    name = type(exc).__name__
-    # asyncpg's connection failures and "the database system is starting up".
-    return name in {
-        "ConnectionDoesNotExistError",
-        "CannotConnectNowError",
-        "PostgresConnectionError",
-        "InterfaceError",
-        "KafkaConnectionError",
-        "KafkaTimeoutError",
-    }
+    """Failures of the world (database or broker unreachable), not of the message.
+
+    Walks the cause chain: SQLAlchemy wraps asyncpg's errors (e.g. "the database system is
+    shutting down" arrives as a plain DBAPIError caused by CannotConnectNowError).
+    """
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, OperationalError | InterfaceError | DisconnectionError):
+            return True
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, ConnectionError | TimeoutError | OSError):
+            return True
+        if type(seen).__name__ in _TRANSIENT_NAMES:
+            return True
+        # SQLSTATE class 08 (connection exception) and 57P01-57P03 (server shutting down).
+        state = str(getattr(seen, "sqlstate", "") or "")
+        if state.startswith("08") or state in {"57P01", "57P02", "57P03"}:
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:

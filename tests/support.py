@@ -104,6 +104,9 @@ def store_body(store_id: str, **over: Any) -> dict[str, Any]:
 
 def ingest_settings(tmp_path: Path, **over: Any) -> IngestSettings:
     values: dict[str, Any] = {
+        # Unit tests: SQLite and the LocalBus, whatever the environment of the run says.
+        "database_url": "",
+        "kafka_bootstrap_servers": "",
         "var_dir": tmp_path,
         "ops_bootstrap_api_key": ADMIN_KEY,
         "outbox_poll_seconds": 0.05,

@@ -46,10 +46,11 @@ TOPIC = topic_for("ingest")
 def rows(day0: int, n: int, channel: str = "search") -> list[dict[str, Any]]:
     return [
         {
-            "date": (date(2025, 1, 1) + timedelta(days=day0 + i)).isoformat(),
+            # Dates wrap within a past year; the product id keeps every row distinct.
+            "date": (date(2025, 1, 1) + timedelta(days=(day0 + i) % 300)).isoformat(),
             "metric": "visitors",
             "value": 10 + i,
-            "dimensions": {"channel": channel},
+            "dimensions": {"channel": channel, "product_id": f"p{(day0 + i) // 300}"},
         }
         for i in range(n)
     ]
@@ -242,7 +243,7 @@ async def test_python_m_services_ingest_runs_alone_on_postgres_and_kafka(
         "KAFKA_TOPIC_PREFIX": topic_prefix,
         "OPS_BOOTSTRAP_API_KEY": "it-bootstrap-key-123",
         "PORT": str(port),
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "services.ingest"],
@@ -278,7 +279,9 @@ async def test_python_m_services_ingest_runs_alone_on_postgres_and_kafka(
         assert types == ["ingest.store_registered", "ingest.metrics_ingested"]
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        # uvicorn shuts down gracefully, then re-raises the signal (exit status -SIGTERM).
+        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    assert '"event": "service_stopped"' in log_file.read_text()
 
 
 async def test_models_and_migrations_agree_on_postgres(infra: Infra) -> None:
