@@ -49,6 +49,12 @@ def make_bus(request: Any, tmp_path: Path) -> Callable[[], Bus]:
     return lambda: KafkaBus(settings(tmp_path, infra.kafka, prefix))
 
 
+def sample(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, {"service": "bus-test", **labels}) or 0.0
+
+
 def store_event(i: int, store: str = "s1") -> StoreRegisteredV1:
     return StoreRegisteredV1(
         tenant_id="t",
@@ -142,6 +148,8 @@ async def test_poison_goes_to_dlq_and_consumer_goes_on(make_bus: Any, running: l
             raise PermanentError("cannot apply n1")
         handled.append(e.name)  # type: ignore[attr-defined]
 
+    dead_before = sample("storeops_events_dead_lettered_total", topic=TOPIC, group="g")
+    consumed_before = sample("storeops_events_consumed_total", topic=TOPIC, group="g")
     bus = make_bus()
     bus.subscribe("g", [TOPIC], handle)
     await bus.ensure_topics([TOPIC])
@@ -171,6 +179,9 @@ async def test_poison_goes_to_dlq_and_consumer_goes_on(make_bus: Any, running: l
     assert "UndecodableEvent" in errors[2]
     assert {d["headers"]["source_topic"] for d in dead} == {TOPIC}
     assert dead[0]["value"] == b"\x00not json at all"
+    assert sample("storeops_events_dead_lettered_total", topic=TOPIC, group="g") == dead_before + 3
+    assert sample("storeops_events_consumed_total", topic=TOPIC, group="g") == consumed_before + 2
+    assert sample("storeops_events_failed_total", topic=TOPIC, group="g", kind="undecodable") >= 2
 
 
 async def test_transient_failures_are_retried_not_dead_lettered(
