@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, func, literal_column, select, text, tuple_
+from sqlalchemy import Table, func, literal_column, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -243,6 +243,3 @@ async def _upsert_postgres(
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-__all__ = ["UpsertResult", "and_", "upsert_rows"]

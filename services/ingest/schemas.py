@@ -14,55 +14,23 @@ import pycountry
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
-Platform = Literal["shopify", "woocommerce", "bigcommerce", "taobao", "jd", "shopee", "generic"]
-StoreStatus = Literal["active", "archived"]
-Role = Literal["admin", "operator", "viewer"]
+from shared.events import common
+from shared.events.common import (
+    COUNT_METRICS,
+    MONEY_METRICS,
+    SCORE_METRICS,
+    Platform,
+    Role,
+    StoreStatus,
+)
+
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 
-COUNT_METRICS = frozenset(
-    {
-        "impressions",
-        "clicks",
-        "visitors",
-        "page_views",
-        "add_to_cart",
-        "favorites",
-        "orders",
-        "buyers",
-        "inquiries",
-        "inquiry_buyers",
-    }
-)
-MONEY_METRICS = frozenset({"gmv", "refunds", "ad_spend"})
-SCORE_METRICS = frozenset({"dsr_description", "dsr_service", "dsr_logistics"})
-BASE_METRICS = COUNT_METRICS | MONEY_METRICS | SCORE_METRICS
-DERIVED_METRICS = frozenset(
-    {
-        "ctr",
-        "cvr",
-        "aov",
-        "add_to_cart_rate",
-        "favorite_rate",
-        "refund_rate",
-        "roas",
-        "inquiry_cvr",
-    }
-)
+BASE_METRICS = frozenset(common.RAW_METRICS)
+DERIVED_METRICS = frozenset(common.DERIVED_METRICS)
 # Benchmarks and competitor figures may be ratios too: that is how markets are published.
 BENCHMARK_METRICS = BASE_METRICS | DERIVED_METRICS
-CHANNELS = frozenset(
-    {
-        "search",
-        "recommendation",
-        "paid_search",
-        "paid_display",
-        "social",
-        "live",
-        "direct",
-        "email_sms",
-        "other",
-    }
-)
+CHANNELS = frozenset(common.CHANNELS)
 DIMENSION_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_DIMENSIONS = 12
 MAX_DIMENSION_VALUE = 200
@@ -268,24 +236,10 @@ class BenchmarksIn(_In):
     _mkt = field_validator("market")(check_market)
 
 
-class CompetitorRowIn(_In):
-    date: dt.date
-    metric: str
-    value: float
+class CompetitorRowIn(BenchmarkRowIn):
     dimensions: dict[str, str] = Field(default_factory=dict)
 
     _dims = field_validator("dimensions")(check_dimensions)
-
-    @field_validator("metric")
-    @classmethod
-    def _metric(cls, v: str) -> str:
-        return check_metric_name(v, BENCHMARK_METRICS)
-
-    @field_validator("value", mode="after")
-    @classmethod
-    def _value(cls, v: float, info: Any) -> float:
-        metric = info.data.get("metric")
-        return check_value(metric if metric in BASE_METRICS else None, v)
 
 
 class CompetitorMetricsIn(_In):

@@ -7,7 +7,6 @@ is the demo's only copy of a secret in clear, and lives in the git-ignored var/.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -126,6 +125,3 @@ async def seed_demo(state: Any, *, end: date | None = None) -> SeedResult:
             await s.commit()
     state.relay.wake()
     return SeedResult(True, key.key, [st["id"] for st in demo.stores], total)
-
-
-__all__ = ["SeedResult", "seed_demo", "uuid"]

@@ -6,8 +6,9 @@ import base64
 import json
 import secrets
 import uuid
-from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -368,7 +369,7 @@ def _dedupe(rows: Sequence[Any], key_of: Any, field: str = "rows") -> list[int]:
     seen: dict[Any, int] = {}
     keep: list[int] = []
     for i, r in enumerate(rows):
-        k = key_of(r)
+        k = key_of(i, r)
         j = seen.get(k)
         if j is None:
             seen[k] = i
@@ -383,6 +384,53 @@ def _dedupe(rows: Sequence[Any], key_of: Any, field: str = "rows") -> list[int]:
                 ]
             )
     return keep
+
+
+@dataclass
+class _Batch:
+    """One request's rows ready to write: the records (unique on the table's identity), how
+    many rows the client sent, and how to turn written records into an event."""
+
+    table: Table
+    key_columns: tuple[str, ...]
+    records: list[dict[str, Any]]
+    sent: int
+    to_event_row: Callable[[dict[str, Any]], Any]
+    make_event: Callable[..., Any]
+
+
+async def _write_batch(session: AsyncSession, batch: _Batch) -> IngestResult:
+    """Upsert, then stage the batch's events (the changed rows, chunked) in the same
+    transaction."""
+    res = await repo.upsert_rows(session, batch.table, batch.key_columns, batch.records)
+    duplicates = res.duplicates + (batch.sent - len(batch.records))
+    result = IngestResult(
+        batch_id=str(uuid.uuid4()),
+        accepted=len(res.inserted),
+        duplicates=duplicates,
+        updated=len(res.updated),
+    )
+    chunks = chunk_rows([batch.to_event_row(r) for r in res.inserted + res.updated])
+    await stage_many(
+        session,
+        [
+            batch.make_event(
+                batch_id=uuid.UUID(result.batch_id),
+                chunk=i,
+                chunks=len(chunks),
+                rows=part,
+                result=result,
+            )
+            for i, part in enumerate(chunks)
+        ],
+    )
+    return result
+
+
+def _metric_event_row(r: dict[str, Any]) -> MetricRowV1:
+    return MetricRowV1(
+        date=r["date"], metric=r["metric"], value=r["value"], dimensions=r["dimensions"]
+    )
 
 
 async def ingest_metrics(
@@ -402,7 +450,7 @@ async def ingest_metrics(
         )
     _check_dates(rows, store.timezone, max_future_days)
     dims_keys = [canonical_dimensions(r.dimensions) for r in rows]
-    keep = _dedupe(rows, lambda r: (r.date, r.metric, canonical_dimensions(r.dimensions)))
+    keep = _dedupe(rows, lambda i, r: (r.date, r.metric, dims_keys[i]))
     now = _now()
     records = [
         {
@@ -418,42 +466,28 @@ async def ingest_metrics(
         }
         for i in keep
     ]
-    table: Table = MetricRow.__table__  # type: ignore[attr-defined]
-    res = await repo.upsert_rows(
-        session, table, ("tenant_id", "store_id", "date", "metric", "dims_key"), records
-    )
-    duplicates = res.duplicates + (len(rows) - len(keep))
-    batch_id = uuid.uuid4()
-    changed = [
-        MetricRowV1(
-            date=r["date"], metric=r["metric"], value=r["value"], dimensions=r["dimensions"]
+
+    def make_event(*, result: IngestResult, **chunk: Any) -> MetricsIngestedV1:
+        return MetricsIngestedV1(
+            tenant_id=principal.tenant_id,
+            store_id=store_id,
+            source=source,
+            accepted=result.accepted,
+            duplicates=result.duplicates,
+            updated=result.updated,
+            **chunk,
         )
-        for r in res.inserted + res.updated
-    ]
-    chunks = chunk_rows(changed)
-    await stage_many(
+
+    return await _write_batch(
         session,
-        [
-            MetricsIngestedV1(
-                tenant_id=principal.tenant_id,
-                store_id=store_id,
-                batch_id=batch_id,
-                source=source,
-                chunk=i,
-                chunks=len(chunks),
-                accepted=len(res.inserted),
-                duplicates=duplicates,
-                updated=len(res.updated),
-                rows=part,
-            )
-            for i, part in enumerate(chunks)
-        ],
-    )
-    return IngestResult(
-        batch_id=str(batch_id),
-        accepted=len(res.inserted),
-        duplicates=duplicates,
-        updated=len(res.updated),
+        _Batch(
+            table=MetricRow.__table__,  # type: ignore[attr-defined]
+            key_columns=("tenant_id", "store_id", "date", "metric", "dims_key"),
+            records=records,
+            sent=len(rows),
+            to_event_row=_metric_event_row,
+            make_event=make_event,
+        ),
     )
 
 
@@ -462,8 +496,9 @@ async def ingest_benchmarks(
 ) -> IngestResult:
     if principal.store_ids is not None:
         raise Forbidden("A key scoped to some stores cannot post market benchmarks")
+    # A market has no single timezone: refuse only what is in the future everywhere.
     _check_dates(body.rows, "Pacific/Kiritimati", 1)
-    keep = _dedupe(body.rows, lambda r: (r.date, r.metric))
+    keep = _dedupe(body.rows, lambda i, r: (r.date, r.metric))
     now = _now()
     records = [
         {
@@ -481,39 +516,29 @@ async def ingest_benchmarks(
         }
         for i in keep
     ]
-    table: Table = BenchmarkRow.__table__  # type: ignore[attr-defined]
-    res = await repo.upsert_rows(
-        session, table, ("tenant_id", "market", "category", "date", "metric", "dims_key"), records
-    )
-    duplicates = res.duplicates + (len(body.rows) - len(keep))
-    batch_id = uuid.uuid4()
-    changed = [
-        BenchmarkRowV1(date=r["date"], metric=r["metric"], value=r["value"])
-        for r in res.inserted + res.updated
-    ]
-    chunks = chunk_rows(changed)
-    await stage_many(
+
+    def make_event(*, result: IngestResult, **chunk: Any) -> BenchmarkIngestedV1:
+        return BenchmarkIngestedV1(
+            tenant_id=principal.tenant_id,
+            market=body.market,
+            category=body.category,
+            value_kind=body.value_kind,
+            source=source,
+            **chunk,
+        )
+
+    return await _write_batch(
         session,
-        [
-            BenchmarkIngestedV1(
-                tenant_id=principal.tenant_id,
-                batch_id=batch_id,
-                market=body.market,
-                category=body.category,
-                value_kind=body.value_kind,
-                source=source,
-                chunk=i,
-                chunks=len(chunks),
-                rows=part,
-            )
-            for i, part in enumerate(chunks)
-        ],
-    )
-    return IngestResult(
-        batch_id=str(batch_id),
-        accepted=len(res.inserted),
-        duplicates=duplicates,
-        updated=len(res.updated),
+        _Batch(
+            table=BenchmarkRow.__table__,  # type: ignore[attr-defined]
+            key_columns=("tenant_id", "market", "category", "date", "metric", "dims_key"),
+            records=records,
+            sent=len(body.rows),
+            to_event_row=lambda r: BenchmarkRowV1(
+                date=r["date"], metric=r["metric"], value=r["value"]
+            ),
+            make_event=make_event,
+        ),
     )
 
 
@@ -528,7 +553,8 @@ async def ingest_competitor_metrics(
     if not competitor_id or len(competitor_id) > 64:
         raise BadRequest("competitor_id must be 1 to 64 characters")
     _check_dates(body.rows, store.timezone, 1)
-    keep = _dedupe(body.rows, lambda r: (r.date, r.metric, canonical_dimensions(r.dimensions)))
+    dims_keys = [canonical_dimensions(r.dimensions) for r in body.rows]
+    keep = _dedupe(body.rows, lambda i, r: (r.date, r.metric, dims_keys[i]))
     now = _now()
     records = [
         {
@@ -538,51 +564,31 @@ async def ingest_competitor_metrics(
             "competitor_name": body.name,
             "date": body.rows[i].date,
             "metric": body.rows[i].metric,
-            "dims_key": canonical_dimensions(body.rows[i].dimensions),
+            "dims_key": dims_keys[i],
             "dimensions": body.rows[i].dimensions,
             "value": float(body.rows[i].value),
             "updated_at": now,
         }
         for i in keep
     ]
-    table: Table = CompetitorRow.__table__  # type: ignore[attr-defined]
-    res = await repo.upsert_rows(
-        session,
-        table,
-        ("tenant_id", "store_id", "competitor_id", "date", "metric", "dims_key"),
-        records,
-    )
-    duplicates = res.duplicates + (len(body.rows) - len(keep))
-    batch_id = uuid.uuid4()
-    changed = [
-        MetricRowV1(
-            date=r["date"], metric=r["metric"], value=r["value"], dimensions=r["dimensions"]
+
+    def make_event(*, result: IngestResult, **chunk: Any) -> CompetitorMetricsIngestedV1:
+        return CompetitorMetricsIngestedV1(
+            tenant_id=principal.tenant_id,
+            store_id=store_id,
+            competitor_id=competitor_id,
+            competitor_name=body.name,
+            **chunk,
         )
-        for r in res.inserted + res.updated
-    ]
-    chunks = chunk_rows(changed)
-    await stage_many(
+
+    return await _write_batch(
         session,
-        [
-            CompetitorMetricsIngestedV1(
-                tenant_id=principal.tenant_id,
-                store_id=store_id,
-                batch_id=batch_id,
-                competitor_id=competitor_id,
-                competitor_name=body.name,
-                chunk=i,
-                chunks=len(chunks),
-                rows=part,
-            )
-            for i, part in enumerate(chunks)
-        ],
+        _Batch(
+            table=CompetitorRow.__table__,  # type: ignore[attr-defined]
+            key_columns=("tenant_id", "store_id", "competitor_id", "date", "metric", "dims_key"),
+            records=records,
+            sent=len(body.rows),
+            to_event_row=_metric_event_row,
+            make_event=make_event,
+        ),
     )
-    return IngestResult(
-        batch_id=str(batch_id),
-        accepted=len(res.inserted),
-        duplicates=duplicates,
-        updated=len(res.updated),
-    )
-
-
-__all__ = ["date"]

@@ -101,6 +101,21 @@ DERIVED_METRICS: tuple[str, ...] = (
     "inquiry_cvr",
 )
 KNOWN_METRICS: frozenset[str] = frozenset(RAW_METRICS + DERIVED_METRICS)
+MONEY_METRICS: frozenset[str] = frozenset({"gmv", "refunds", "ad_spend"})
+SCORE_METRICS: frozenset[str] = frozenset({"dsr_description", "dsr_service", "dsr_logistics"})
+COUNT_METRICS: frozenset[str] = frozenset(RAW_METRICS) - MONEY_METRICS - SCORE_METRICS
+# The channel dimension's vocabulary (DESIGN.md); other dimensions are free-form.
+CHANNELS: tuple[str, ...] = (
+    "search",
+    "recommendation",
+    "paid_search",
+    "paid_display",
+    "social",
+    "live",
+    "direct",
+    "email_sms",
+    "other",
+)
 
 MetricName = Annotated[
     str,
