@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, func, literal_column, select, text, tuple_
+from sqlalchemy import Table, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -150,16 +150,19 @@ async def _upsert_sqlite(
     session: AsyncSession, table: Table, key_columns: Sequence[str], rows: Sequence[dict[str, Any]]
 ) -> UpsertResult:
     keyf = [table.c[k] for k in key_columns]
+    wanted = {tuple(r[k] for k in key_columns) for r in rows}
     existing: dict[tuple[Any, ...], tuple[int, float]] = {}
-    chunk = 400  # keep under SQLite's bind-parameter limit with tuple IN
-    for i in range(0, len(rows), chunk):
-        part = rows[i : i + chunk]
-        keys = [tuple(r[k] for k in key_columns) for r in part]
-        res = await session.execute(
-            select(table.c.id, table.c.value, *keyf).where(tuple_(*keyf).in_(keys))
-        )
-        for rec in res:
-            existing[tuple(rec[2:])] = (rec[0], rec[1])
+    # One range scan instead of many tuple-IN lookups: the columns every row shares (tenant,
+    # store...) are equalities, the date a range; rows outside the batch are filtered here.
+    shared = [k for k in key_columns if k != "date" and len({r[k] for r in rows}) == 1]
+    q = select(table.c.id, table.c.value, *keyf).where(*[table.c[k] == rows[0][k] for k in shared])
+    if "date" in key_columns:
+        dates = [r["date"] for r in rows]
+        q = q.where(table.c.date >= min(dates), table.c.date <= max(dates))
+    for rec in await session.execute(q):
+        key = tuple(rec[2:])
+        if key in wanted:
+            existing[key] = (rec[0], rec[1])
     inserts, updates, dupes = [], [], 0
     for r in rows:
         hit = existing.get(tuple(r[k] for k in key_columns))
