@@ -196,9 +196,15 @@ async def main() -> int:
         lines.append(
             f"| {name} | {target} | {measured} | {'pass' if passed else 'MISS'} | {note} |"
         )
-    out = Path(os.environ.get("BENCH_OUT", "var/bench-ingest.md"))
+    out = Path(os.environ.get("BENCH_OUT", "var/bench/bench_ingest.md"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
+    header = [
+        "## Ingest",
+        "",
+        "| benchmark | target | measured | result | baseline / note |",
+        "|---|---|---|---|---|",
+    ]
+    out.write_text("\n".join(header + lines) + "\n")
     return 0 if ok else 1
 
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make bench`: every benchmark beside its baseline in the same run, on the real PostgreSQL too;
-# results go to docs/benchmarks.md; exits non-zero if any target is missed.
+# `make bench`: every bench/bench_*.py beside its baseline in the same run, with the real
+# PostgreSQL and Kafka available (TEST_PG_DSN, KAFKA_BOOTSTRAP_SERVERS). Each module prints
+# "target, measured, pass" lines, writes its markdown rows to $BENCH_OUT and exits non-zero on a
+# miss; this script assembles docs/benchmarks.md and exits non-zero if any module missed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 UV="${UV:-uv}"
@@ -14,18 +16,25 @@ fi
 # shellcheck disable=SC1091
 source "${SERVICES_DIR:-var/services}/env"
 export TEST_PG_DSN KAFKA_BOOTSTRAP_SERVERS
+mkdir -p var/bench
 status=0
-BENCH_OUT=var/bench-ingest.md "$UV" run python -m bench.bench_ingest || status=1
+modules=()
+for f in bench/bench_*.py; do
+  m="$(basename "$f" .py)"
+  if [ -n "${BENCH_ONLY:-}" ] && [[ "$m" != *"$BENCH_ONLY"* ]]; then continue; fi
+  modules+=("$m")
+  echo "== $m"
+  BENCH_OUT="var/bench/$m.md" "$UV" run python -m "bench.$m" || status=1
+done
 {
   echo "# Benchmarks"
   echo
-  echo "Written by \`make bench\` ($(date -u +%Y-%m-%d), $(nproc) cores, $(uname -m)); each figure is"
-  echo "measured beside its baseline in the same run. Targets missed are marked MISS."
-  echo
-  echo "## Ingest"
-  echo
-  echo "| benchmark | target | measured | result | baseline / note |"
-  echo "|---|---|---|---|---|"
-  cat var/bench-ingest.md
+  echo "Written by \`make bench\` ($(date -u +%Y-%m-%d), $(nproc) cores, $(uname -m)). Each figure"
+  echo "is measured beside its baseline in the same run; a missed target is marked MISS."
+  for m in "${modules[@]}"; do
+    [ -f "var/bench/$m.md" ] || continue
+    echo
+    cat "var/bench/$m.md"
+  done
 } > docs/benchmarks.md
 exit $status
