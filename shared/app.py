@@ -4,7 +4,8 @@ that builds the engine, migrates, starts the bus with the service's handlers and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,8 @@ class ServiceSpec:
     subscriptions: Sequence[tuple[str, Sequence[str], Callable[[Any], Handler]]] = ()
     on_startup: Sequence[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
     publishes: Sequence[str] = ()
+    # Long-running loops (a job runner, a scheduler) started after the bus, cancelled at stop.
+    background: Sequence[Callable[[Any], Coroutine[Any, Any, None]]] = ()
 
 
 def create_service_app(
@@ -79,6 +82,12 @@ def create_service_app(
         if spec.publishes:
             await the_bus.ensure_topics(list(spec.publishes))
         relay.start()
+        tasks: list[asyncio.Task[None]] = [
+            asyncio.create_task(
+                job(app.state), name=f"{spec.name}:{getattr(job, '__name__', 'bg')}"
+            )
+            for job in spec.background
+        ]
         log.info(
             "service_started",
             service=spec.name,
@@ -88,6 +97,9 @@ def create_service_app(
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await relay.stop()
             if owns_bus:
                 await the_bus.stop()

@@ -173,9 +173,16 @@ def run_migrations_online(target_metadata: Any, include_tables: set[str] | None 
             return name in include_tables
         return True
 
+    def render_item(type_: str, obj: Any, autogen_context: Any) -> Any:
+        # Migrations must not import our code: write UTCDateTime as the column type it stores.
+        if type_ == "type" and isinstance(obj, UTCDateTime):
+            return "sa.DateTime(timezone=True)"
+        return False
+
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        render_item=render_item,
         render_as_batch=connection.dialect.name == "sqlite",
         include_object=include_object,
         compare_type=True,

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from services.ingest import service
 from services.ingest.consumers import SUBSCRIPTIONS
 from services.ingest.routes import router
+from services.ingest.webhooks.routes import router as webhooks_router
 from shared.app import ServiceSpec, create_service_app
 from shared.bus import Bus
 from shared.config import IngestSettings
@@ -30,7 +31,7 @@ def create_app(settings: IngestSettings | None = None, bus: Bus | None = None) -
     spec = ServiceSpec(
         name="ingest",
         title="storeops ingest",
-        routers=[router],
+        routers=[router, webhooks_router],
         migrations_dir=MIGRATIONS,
         subscriptions=SUBSCRIPTIONS,
         on_startup=[_bootstrap],

@@ -246,3 +246,53 @@ async def _upsert_postgres(
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+# ---- data health -----------------------------------------------------------------------------
+
+
+async def bump_source_health(
+    session: AsyncSession,
+    tenant_id: str,
+    store_id: str,
+    source: str,
+    outcome: str,
+    error: str | None,
+    now: datetime,
+) -> None:
+    from services.ingest.models import SourceHealth
+
+    t: Table = SourceHealth.__table__  # type: ignore[attr-defined]
+    where = (t.c.tenant_id == tenant_id, t.c.store_id == store_id, t.c.source == source)
+    exists = await session.scalar(select(func.count()).select_from(t).where(*where))
+    if not exists:
+        await session.execute(
+            t.insert().values(
+                tenant_id=tenant_id,
+                store_id=store_id,
+                source=source,
+                delivered=0,
+                failed=0,
+                rejected=0,
+            )
+        )
+    values: dict[str, Any] = {outcome: t.c[outcome] + 1}
+    if outcome == "delivered":
+        values["last_delivery_at"] = now
+    else:
+        values["last_failure_at"] = now
+        values["last_error"] = (error or "")[:2000]
+    await session.execute(t.update().where(*where).values(**values))
+
+
+async def source_health(session: AsyncSession, tenant_id: str, store_id: str) -> Sequence[Any]:
+    from services.ingest.models import SourceHealth
+
+    t: Table = SourceHealth.__table__  # type: ignore[attr-defined]
+    return (
+        await session.execute(
+            select(t)
+            .where(t.c.tenant_id == tenant_id, t.c.store_id == store_id)
+            .order_by(t.c.source)
+        )
+    ).all()

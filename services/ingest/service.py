@@ -592,3 +592,21 @@ async def ingest_competitor_metrics(
             make_event=make_event,
         ),
     )
+
+
+# ---- data health -----------------------------------------------------------------------------
+
+
+async def record_delivery(
+    session: AsyncSession,
+    tenant_id: str,
+    store_id: str,
+    source: str,
+    outcome: str,
+    error: str | None = None,
+) -> None:
+    """Count one delivery of a source (api, import, webhook:<platform>) as delivered, failed
+    (we could not process it) or rejected (it was invalid), in the caller's transaction."""
+    if outcome not in ("delivered", "failed", "rejected"):
+        raise ValueError(outcome)
+    await repo.bump_source_health(session, tenant_id, store_id, source, outcome, error, _now())
