@@ -81,6 +81,7 @@ class MetricRow(SQLModel, table=True):
             "tenant_id", "store_id", "date", "metric", "dims_key", name="uq_metric_rows_identity"
         ),
         Index("ix_metric_rows_store_metric_date", "tenant_id", "store_id", "metric", "date"),
+        Index("ix_metric_rows_level", "tenant_id", "store_id", "metric", "dims_level", "date"),
     )
 
     id: int | None = Field(default=None, sa_column=_id_column())
@@ -90,6 +91,9 @@ class MetricRow(SQLModel, table=True):
     metric: str = Field(sa_column=Column(String(80), nullable=False))
     # Canonical form of the dimensions (sorted keys, compact JSON): the unique key's part.
     dims_key: str = Field(sa_column=Column(Text, nullable=False))
+    # The dimension names alone ("channel,device"): the row's level of detail, so that a read
+    # never adds a store total to its own breakdown.
+    dims_level: str = Field(sa_column=Column(String(400), nullable=False, server_default=""))
     dimensions: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
     value: float = Field(sa_column=Column(Float, nullable=False))
     source: str = Field(sa_column=Column(String(16), nullable=False))

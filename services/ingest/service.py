@@ -459,6 +459,7 @@ async def ingest_metrics(
             "date": rows[i].date,
             "metric": rows[i].metric,
             "dims_key": dims_keys[i],
+            "dims_level": ",".join(sorted(rows[i].dimensions)),
             "dimensions": rows[i].dimensions,
             "value": float(rows[i].value),
             "source": source,
