@@ -296,3 +296,101 @@ async def source_health(session: AsyncSession, tenant_id: str, store_id: str) ->
             .order_by(t.c.source)
         )
     ).all()
+
+
+# ---- reading series --------------------------------------------------------------------------
+
+
+async def metric_levels(
+    session: AsyncSession,
+    tenant_id: str,
+    store_ids: Sequence[str],
+    metrics: Sequence[str],
+    start: Any,
+    end: Any,
+) -> dict[str, set[str]]:
+    """The levels of detail (dimension-name sets) present per metric in the range."""
+    t = METRICS
+    q = (
+        select(t.c.metric, t.c.dims_level)
+        .where(
+            t.c.tenant_id == tenant_id,
+            t.c.store_id.in_(list(store_ids)),
+            t.c.metric.in_(list(metrics)),
+            t.c.date >= start,
+            t.c.date <= end,
+        )
+        .group_by(t.c.metric, t.c.dims_level)
+    )
+    out: dict[str, set[str]] = {}
+    for metric, level in await session.execute(q):
+        out.setdefault(metric, set()).add(level)
+    return out
+
+
+async def aggregate_metric(
+    session: AsyncSession,
+    tenant_id: str,
+    store_ids: Sequence[str],
+    metric: str,
+    level: str,
+    group_by: Sequence[str],
+    start: Any,
+    end: Any,
+    *,
+    average: bool,
+    by_store: bool = False,
+) -> list[Any]:
+    """Sum (or average, for scores) one metric at one level, by date and the group_by
+    dimensions (and by store when asked)."""
+    t = METRICS
+    dims = [t.c.dimensions[k].as_string().label(f"d_{i}") for i, k in enumerate(group_by)]
+    agg = func.avg(t.c.value) if average else func.sum(t.c.value)
+    keys: list[Any] = [t.c.date, *dims]
+    if by_store:
+        keys.insert(0, t.c.store_id)
+    q = (
+        select(*keys, agg.label("v"), func.count().label("n"))
+        .where(
+            t.c.tenant_id == tenant_id,
+            t.c.store_id.in_(list(store_ids)),
+            t.c.metric == metric,
+            t.c.dims_level == level,
+            t.c.date >= start,
+            t.c.date <= end,
+        )
+        .group_by(*keys)
+    )
+    return list((await session.execute(q)).all())
+
+
+async def upsert_fx(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> UpsertResult:
+    from services.ingest.models import FxRate
+
+    return await upsert_rows(
+        session,
+        FxRate.__table__,  # type: ignore[attr-defined]
+        ("tenant_id", "date", "base", "quote"),
+        rows,
+    )
+
+
+async def fx_rates(session: AsyncSession, tenant_id: str, quote: str, end: Any) -> list[Any]:
+    from services.ingest.models import FxRate
+
+    t: Table = FxRate.__table__  # type: ignore[attr-defined]
+    q = (
+        select(t.c.date, t.c.base, t.c.value)
+        .where(t.c.tenant_id == tenant_id, t.c.quote == quote, t.c.date <= end)
+        .order_by(t.c.date)
+    )
+    return list((await session.execute(q)).all())
+
+
+async def stores_of(
+    session: AsyncSession, tenant_id: str, store_ids: frozenset[str] | None
+) -> list[Any]:
+    q = select(STORES).where(STORES.c.tenant_id == tenant_id)
+    if store_ids is not None:
+        q = q.where(STORES.c.id.in_(sorted(store_ids)))
+    return list((await session.execute(q.order_by(STORES.c.id))).all())

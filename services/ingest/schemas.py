@@ -294,3 +294,34 @@ class ApiKeyOut(BaseModel):
     revoked_at: datetime | None = None
     # The secret, shown once in the answer to the request that created it.
     key: str | None = None
+
+
+class FxRateIn(_In):
+    date: dt.date
+    base: str
+    quote: str
+    rate: float = Field(gt=0, allow_inf_nan=False)
+
+    _base = field_validator("base")(check_currency)
+    _quote = field_validator("quote")(check_currency)
+
+
+class FxRatesIn(_In):
+    rows: list[FxRateIn] = Field(min_length=1, max_length=50_000)
+
+
+class SeriesPoint(BaseModel):
+    date: dt.date
+    dimensions: dict[str, str | None]
+    values: dict[str, float | None]
+
+
+class RollupPoint(BaseModel):
+    date: dt.date
+    store_id: str | None = None
+    values: dict[str, float | None]
+
+
+class Rollup(BaseModel):
+    currency: str
+    items: list[RollupPoint]

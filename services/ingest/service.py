@@ -8,7 +8,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.ingest import repository as repo
 from services.ingest.models import BenchmarkRow, CompetitorRow, MetricRow
 from services.ingest.schemas import (
+    BASE_METRICS as BASE_READABLE,
+)
+from services.ingest.schemas import (
+    DIMENSION_KEY,
     ApiKeyCreate,
     ApiKeyOut,
     BenchmarksIn,
@@ -41,6 +45,7 @@ from shared.auth import (
 )
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events.chunking import chunk_rows
+from shared.events.common import MONEY_METRICS, SCORE_METRICS
 from shared.events.ingest import (
     ApiKeyCreatedV1,
     ApiKeyRevokedV1,
@@ -81,6 +86,15 @@ def decode_cursor(cursor: str | None) -> str | None:
         return value
     except (ValueError, KeyError, TypeError) as exc:
         raise ValidationFailed([{"loc": ["query", "cursor"], "msg": "invalid cursor"}]) from exc
+
+
+def decode_offset(cursor: str | None) -> int:
+    value = decode_cursor(cursor)
+    if value is None:
+        return 0
+    if not value.isdigit():
+        raise ValidationFailed([{"loc": ["query", "cursor"], "msg": "invalid cursor"}])
+    return int(value)
 
 
 # ---- tenants, users, keys --------------------------------------------------------------------
@@ -611,3 +625,218 @@ async def record_delivery(
     if outcome not in ("delivered", "failed", "rejected"):
         raise ValueError(outcome)
     await repo.bump_source_health(session, tenant_id, store_id, source, outcome, error, _now())
+
+
+# ---- reading series --------------------------------------------------------------------------
+
+# Derived metrics are ratios of sums over whatever is grouped, never averages of ratios.
+DERIVED: dict[str, tuple[str, str]] = {
+    "ctr": ("clicks", "impressions"),
+    "cvr": ("buyers", "visitors"),
+    "aov": ("gmv", "buyers"),
+    "add_to_cart_rate": ("add_to_cart", "visitors"),
+    "favorite_rate": ("favorites", "visitors"),
+    "refund_rate": ("refunds", "gmv"),
+    "roas": ("gmv", "ad_spend"),
+    "inquiry_cvr": ("inquiry_buyers", "inquiries"),
+}
+MAX_READ_DAYS = 731
+
+
+def _level_keys(level: str) -> set[str]:
+    return set(level.split(",")) if level else set()
+
+
+def _check_read(metrics: Sequence[str], start: date, end: date, group_by: Sequence[str]) -> None:
+    errors = []
+    if not metrics:
+        errors.append({"loc": ["query", "metric"], "msg": "name at least one metric"})
+    for m in metrics:
+        if m not in DERIVED and m not in BASE_READABLE and not m.startswith("custom."):
+            errors.append({"loc": ["query", "metric"], "msg": f"unknown metric {m!r}"})
+    if end < start:
+        errors.append({"loc": ["query", "end"], "msg": "end is before start"})
+    elif (end - start).days >= MAX_READ_DAYS:
+        errors.append({"loc": ["query", "end"], "msg": f"at most {MAX_READ_DAYS} days at once"})
+    for k in group_by:
+        if not DIMENSION_KEY.match(k):
+            errors.append({"loc": ["query", "group_by"], "msg": f"bad dimension name {k!r}"})
+    if len(group_by) > 6:
+        errors.append({"loc": ["query", "group_by"], "msg": "group by at most 6 dimensions"})
+    if errors:
+        raise ValidationFailed(errors)
+
+
+async def _sums(
+    session: AsyncSession,
+    tenant_id: str,
+    store_ids: Sequence[str],
+    metrics: Sequence[str],
+    start: date,
+    end: date,
+    group_by: Sequence[str],
+    *,
+    by_store: bool,
+) -> dict[tuple[Any, ...], dict[str, float]]:
+    """(store?, date, *group values) -> base metric -> sum, each date read at the coarsest level
+    of detail that still carries the group_by dimensions, so totals and breakdowns sent side by
+    side are never added together."""
+    base: list[str] = []
+    for m in metrics:
+        for part in DERIVED.get(m, (m,)):
+            if part not in base:
+                base.append(part)
+    levels = await repo.metric_levels(session, tenant_id, store_ids, base, start, end)
+    out: dict[tuple[Any, ...], dict[str, float]] = {}
+    need = set(group_by)
+    for m in base:
+        candidates = sorted(
+            (lv for lv in levels.get(m, ()) if need <= _level_keys(lv)),
+            key=lambda lv: (len(_level_keys(lv)), lv),
+        )
+        if not candidates:
+            continue
+        chosen: dict[tuple[Any, ...], str] = {}  # (store?, date) -> level used
+        for level in candidates:
+            rows = await repo.aggregate_metric(
+                session,
+                tenant_id,
+                store_ids,
+                m,
+                level,
+                group_by,
+                start,
+                end,
+                average=m in SCORE_METRICS,
+                by_store=by_store,
+            )
+            for r in rows:
+                head = tuple(r[: 2 if by_store else 1])
+                if chosen.setdefault(head, level) != level:
+                    continue  # a coarser level already covers this day
+                key = tuple(r[: (2 if by_store else 1) + len(group_by)])
+                out.setdefault(key, {})[m] = float(r.v)
+    return out
+
+
+def _with_derived(sums: dict[str, float], metrics: Sequence[str]) -> dict[str, float | None]:
+    values: dict[str, float | None] = {}
+    for m in metrics:
+        if m in DERIVED:
+            num, den = DERIVED[m]
+            d = sums.get(den)
+            values[m] = sums.get(num, 0.0) / d if d else None
+        else:
+            values[m] = sums.get(m)
+    return values
+
+
+async def read_series(
+    session: AsyncSession,
+    principal: Principal,
+    store_id: str,
+    *,
+    metrics: Sequence[str],
+    start: date,
+    end: date,
+    group_by: Sequence[str],
+) -> list[dict[str, Any]]:
+    await _visible_store(session, principal, store_id)
+    _check_read(metrics, start, end, group_by)
+    sums = await _sums(
+        session, principal.tenant_id, [store_id], metrics, start, end, group_by, by_store=False
+    )
+    out = []
+    for key in sorted(sums, key=lambda k: tuple("" if v is None else str(v) for v in k)):
+        out.append(
+            {
+                "date": key[0],
+                "dimensions": dict(zip(group_by, key[1:], strict=True)),
+                "values": _with_derived(sums[key], metrics),
+            }
+        )
+    return out
+
+
+async def ingest_fx_rates(
+    session: AsyncSession, principal: Principal, rows: Sequence[Any]
+) -> IngestResult:
+    keep = _dedupe(rows, lambda i, r: (r.date, r.base, r.quote))
+    now = _now()
+    records = [
+        {
+            "tenant_id": principal.tenant_id,
+            "date": rows[i].date,
+            "base": rows[i].base,
+            "quote": rows[i].quote,
+            "value": float(rows[i].rate),
+            "updated_at": now,
+        }
+        for i in keep
+    ]
+    res = await repo.upsert_fx(session, records)
+    return IngestResult(
+        batch_id=str(uuid.uuid4()),
+        accepted=len(res.inserted),
+        duplicates=res.duplicates + len(rows) - len(keep),
+        updated=len(res.updated),
+    )
+
+
+async def read_rollup(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    metrics: Sequence[str],
+    start: date,
+    end: date,
+    currency: str | None,
+    by_store: bool,
+) -> dict[str, Any]:
+    """Figures of all visible stores in one currency (the tenant's reporting currency by
+    default), money converted at the tenant's own rate of each day (the latest on or before)."""
+    _check_read(metrics, start, end, [])
+    tenant = await repo.get_tenant(session, principal.tenant_id)
+    target = currency or (tenant.reporting_currency if tenant else "USD")
+    stores = {
+        s.id: s for s in await repo.stores_of(session, principal.tenant_id, principal.store_ids)
+    }
+    sums = await _sums(
+        session, principal.tenant_id, list(stores), metrics, start, end, [], by_store=True
+    )
+    rates: dict[str, list[tuple[date, float]]] = {}
+    for d, base, value in await repo.fx_rates(session, principal.tenant_id, target, end):
+        rates.setdefault(base, []).append((d, value))
+    missing: set[tuple[str, str]] = set()
+    totals: dict[tuple[Any, ...], dict[str, float]] = {}
+    for (sid, day), values in sums.items():
+        cur = stores[sid].currency
+        rate = 1.0
+        if cur != target:
+            known = [v for d, v in rates.get(cur, []) if d <= day]
+            if not known:
+                missing.add((cur, day.isoformat()))
+                continue
+            rate = known[-1]
+        key = (sid, day) if by_store else (day,)
+        acc = totals.setdefault(key, {})
+        for m, v in values.items():
+            acc[m] = acc.get(m, 0.0) + (v * rate if m in MONEY_METRICS else v)
+    if missing:
+        sample = ", ".join(f"{c}->{target} on {d}" for c, d in sorted(missing)[:5])
+        raise ValidationFailed(
+            [
+                {
+                    "loc": ["query", "currency"],
+                    "msg": f"no exchange rate for {sample}" + (" ..." if len(missing) > 5 else ""),
+                }
+            ]
+        )
+    items = []
+    for key in sorted(totals):
+        item: dict[str, Any] = {"date": key[-1]}
+        if by_store:
+            item["store_id"] = key[0]
+        item["values"] = _with_derived(totals[key], metrics)
+        items.append(item)
+    return {"currency": target, "items": items}

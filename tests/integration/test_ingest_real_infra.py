@@ -295,3 +295,55 @@ async def test_models_and_migrations_agree_on_postgres(infra: Infra) -> None:
     finally:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.close()
+
+
+async def test_reading_series_on_postgres(pg_ingest: Harness) -> None:
+    h = pg_ingest
+    op = await setup_store(h)
+    rows = [
+        {
+            "date": "2026-10-01",
+            "metric": "visitors",
+            "value": 1000,
+            "dimensions": {"channel": "search", "device": "mobile"},
+        },
+        {
+            "date": "2026-10-01",
+            "metric": "visitors",
+            "value": 500,
+            "dimensions": {"channel": "search", "device": "desktop"},
+        },
+        {
+            "date": "2026-10-01",
+            "metric": "buyers",
+            "value": 10,
+            "dimensions": {"channel": "search", "device": "mobile"},
+        },
+        {
+            "date": "2026-10-01",
+            "metric": "buyers",
+            "value": 20,
+            "dimensions": {"channel": "search", "device": "desktop"},
+        },
+        {"date": "2026-10-01", "metric": "visitors", "value": 1500, "dimensions": {}},
+    ]
+    r = await h.client.post("/v1/stores/acme-a/metrics", json={"rows": rows}, headers=op)
+    assert r.status_code == 202
+    r = await h.client.get(
+        "/v1/stores/acme-a/metrics",
+        headers=op,
+        params={
+            "start": "2026-10-01",
+            "end": "2026-10-01",
+            "metric": "visitors,cvr",
+            "group_by": "device",
+        },
+    )
+    items = {i["dimensions"]["device"]: i["values"] for i in r.json()["items"]}
+    assert items["desktop"]["cvr"] == pytest.approx(20 / 500)
+    r = await h.client.get(
+        "/v1/stores/acme-a/metrics",
+        headers=op,
+        params={"start": "2026-10-01", "end": "2026-10-01", "metric": "visitors"},
+    )
+    assert r.json()["items"][0]["values"]["visitors"] == 1500
