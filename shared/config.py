@@ -73,6 +73,13 @@ class IngestSettings(ServiceSettings):
     max_rows_per_request: int = Field(default=50_000, ge=1)
     # Rows dated later than the store's local today plus this many days are refused.
     max_future_days: int = 1
+    # Standard Webhooks: a webhook-timestamp further than this from now is refused (replays).
+    webhook_timestamp_tolerance_seconds: int = Field(default=300, ge=1)
+    # The delivery processor: woken by each delivery, else polling; a delivery that keeps
+    # failing is marked failed after this many attempts.
+    webhook_poll_seconds: float = Field(default=0.5, gt=0)
+    webhook_max_attempts: int = Field(default=5, ge=1)
+    webhook_batch_size: int = Field(default=200, ge=1)
 
 
 class DiagnosisSettings(ServiceSettings):

@@ -12,6 +12,7 @@ from services.ingest import service
 from services.ingest.consumers import SUBSCRIPTIONS
 from services.ingest.routes import router
 from services.ingest.webhooks.routes import router as webhooks_router
+from services.ingest.webhooks.service import run_processor
 from shared.app import ServiceSpec, create_service_app
 from shared.bus import Bus
 from shared.config import IngestSettings
@@ -36,5 +37,6 @@ def create_app(settings: IngestSettings | None = None, bus: Bus | None = None) -
         subscriptions=SUBSCRIPTIONS,
         on_startup=[_bootstrap],
         publishes=[topic_for("ingest")],
+        background=[run_processor],
     )
     return create_service_app(spec, settings, bus)

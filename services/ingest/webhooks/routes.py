@@ -1,7 +1,53 @@
-"""HTTP of the webhook endpoints (filled in by the webhooks work)."""
+"""HTTP of the webhook endpoints. Called by the shop platforms, not with our API keys: the
+signature over the raw body is the only authentication. Answer fast: store, commit, 2xx; the
+background processor does the rest."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import time
+from collections.abc import Callable
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
+
+from services.ingest.webhooks import service
+from shared.app import UoW
+from shared.errors import MalformedJson
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+
+def clock() -> Callable[[], float]:
+    """The time Standard Webhooks timestamps are checked against (tests override it)."""
+    return time.time
+
+
+Clock = Annotated[Callable[[], float], Depends(clock)]
+StoreId = Annotated[str, Path(min_length=1, max_length=64)]
+Endpoint = Literal["shopify", "woocommerce", "generic"]
+
+
+@router.post("/{platform}/{store_id}", status_code=202)
+async def receive_webhook(
+    platform: Endpoint, store_id: StoreId, request: Request, uow: UoW, now: Clock
+) -> JSONResponse:
+    body = await request.body()
+    got = await service.receive(
+        uow.session,
+        platform,
+        store_id,
+        request.headers,
+        body,
+        now=now(),
+        tolerance_seconds=request.app.state.settings.webhook_timestamp_tolerance_seconds,
+    )
+    await uow.commit()
+    if got.rejected:
+        raise MalformedJson(got.rejected)
+    if got.status == "accepted":
+        wake = getattr(request.app.state, "webhook_wake", None)
+        if wake is not None:
+            wake.set()
+    code = 202 if got.status == "accepted" else 200
+    return JSONResponse({"status": got.status, "delivery_id": got.delivery_id}, status_code=code)

@@ -1,0 +1,321 @@
+"""Queries of the webhooks. Repositories flush, never commit; the route or the processor does."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Table, case, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.ingest.models import OrderFact, RefundFact, Store, WebhookDelivery
+from services.ingest.webhooks.platforms import Order, Refund
+
+STORES: Table = Store.__table__  # type: ignore[attr-defined]
+DELIVERIES: Table = WebhookDelivery.__table__  # type: ignore[attr-defined]
+ORDERS: Table = OrderFact.__table__  # type: ignore[attr-defined]
+REFUNDS: Table = RefundFact.__table__  # type: ignore[attr-defined]
+
+Pair = tuple[dt.date, str]
+
+
+async def stores_by_id(session: AsyncSession, store_id: str, platforms: Iterable[str]) -> Any:
+    """Every tenant's store with this id on these platforms: ids are unique per tenant only,
+    so the signature decides which one a delivery belongs to."""
+    q = select(
+        STORES.c.tenant_id,
+        STORES.c.id,
+        STORES.c.platform,
+        STORES.c.timezone,
+        STORES.c.currency,
+        STORES.c.webhook_secret,
+    ).where(STORES.c.id == store_id, STORES.c.platform.in_(sorted(platforms)))
+    return (await session.execute(q)).all()
+
+
+async def get_store(session: AsyncSession, tenant_id: str, store_id: str) -> Any:
+    q = select(STORES).where(STORES.c.tenant_id == tenant_id, STORES.c.id == store_id)
+    return (await session.execute(q)).first()
+
+
+async def insert_delivery(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Insert unless (tenant, store, platform, delivery id) exists; True if inserted. One
+    statement, so a replay racing its original cannot fail on the unique key."""
+    dialect = session.bind.dialect.name  # type: ignore[union-attr]
+    ins: Any = pg_insert(DELIVERIES) if dialect == "postgresql" else sqlite_insert(DELIVERIES)
+    stmt = ins.values(**values).on_conflict_do_nothing(
+        index_elements=["tenant_id", "store_id", "platform", "delivery_id"]
+    )
+    res: Any = await session.execute(stmt)
+    return bool(res.rowcount)
+
+
+async def pending_deliveries(session: AsyncSession, limit: int) -> Sequence[Any]:
+    q = (
+        select(DELIVERIES)
+        .where(DELIVERIES.c.status == "pending")
+        .order_by(DELIVERIES.c.id)
+        .limit(limit)
+    )
+    return (await session.execute(q)).all()
+
+
+async def get_delivery(session: AsyncSession, delivery_pk: int) -> Any:
+    return (await session.execute(select(DELIVERIES).where(DELIVERIES.c.id == delivery_pk))).first()
+
+
+async def update_delivery(session: AsyncSession, delivery_pk: int, values: dict[str, Any]) -> None:
+    await session.execute(
+        DELIVERIES.update().where(DELIVERIES.c.id == delivery_pk).values(**values)
+    )
+
+
+async def upsert_orders(
+    session: AsyncSession,
+    tenant_id: str,
+    store_id: str,
+    platform: str,
+    orders: Sequence[Order],
+    now: dt.datetime,
+) -> set[Pair]:
+    """Write the latest state of each order; returns the (date, channel) cells it touched,
+    the old one included when an order moved."""
+    if not orders:
+        return set()
+    ids = [o.order_id for o in orders]
+    old = {
+        r.order_id: r
+        for r in await session.execute(
+            select(ORDERS.c.id, ORDERS.c.order_id, ORDERS.c.local_date, ORDERS.c.channel).where(
+                ORDERS.c.tenant_id == tenant_id,
+                ORDERS.c.store_id == store_id,
+                ORDERS.c.platform == platform,
+                ORDERS.c.order_id.in_(ids),
+            )
+        )
+    }
+    pairs: set[Pair] = set()
+    for o in orders:
+        values = {
+            "local_date": o.local_date,
+            "channel": o.channel,
+            "gmv": o.gmv,
+            "currency": o.currency,
+            "buyer_key": o.buyer_key,
+            "cancelled": o.cancelled,
+            "updated_at": now,
+        }
+        prev = old.get(o.order_id)
+        if prev is None:
+            await session.execute(
+                ORDERS.insert().values(
+                    tenant_id=tenant_id,
+                    store_id=store_id,
+                    platform=platform,
+                    order_id=o.order_id,
+                    **values,
+                )
+            )
+        else:
+            pairs.add((prev.local_date, prev.channel))
+            await session.execute(ORDERS.update().where(ORDERS.c.id == prev.id).values(**values))
+        pairs.add((o.local_date, o.channel))
+    return pairs
+
+
+async def order_channels(
+    session: AsyncSession, tenant_id: str, store_id: str, order_ids: Iterable[str]
+) -> dict[str, str]:
+    ids = sorted(set(order_ids))
+    if not ids:
+        return {}
+    q = select(ORDERS.c.order_id, ORDERS.c.channel).where(
+        ORDERS.c.tenant_id == tenant_id, ORDERS.c.store_id == store_id, ORDERS.c.order_id.in_(ids)
+    )
+    return {r.order_id: r.channel for r in await session.execute(q)}
+
+
+async def upsert_refunds(
+    session: AsyncSession,
+    tenant_id: str,
+    store_id: str,
+    platform: str,
+    refunds: Sequence[tuple[Refund, str]],
+    now: dt.datetime,
+) -> set[Pair]:
+    """Refunds with the channel of their order. A refund keeps the date it was first given
+    (a WooCommerce refund has none of its own and is dated when first seen)."""
+    if not refunds:
+        return set()
+    ids = [r.refund_id for r, _ in refunds]
+    old = {
+        r.refund_id: r
+        for r in await session.execute(
+            select(
+                REFUNDS.c.id, REFUNDS.c.refund_id, REFUNDS.c.local_date, REFUNDS.c.channel
+            ).where(
+                REFUNDS.c.tenant_id == tenant_id,
+                REFUNDS.c.store_id == store_id,
+                REFUNDS.c.platform == platform,
+                REFUNDS.c.refund_id.in_(ids),
+            )
+        )
+    }
+    pairs: set[Pair] = set()
+    for r, channel in refunds:
+        prev = old.get(r.refund_id)
+        if prev is None:
+            await session.execute(
+                REFUNDS.insert().values(
+                    tenant_id=tenant_id,
+                    store_id=store_id,
+                    platform=platform,
+                    refund_id=r.refund_id,
+                    order_id=r.order_id,
+                    local_date=r.local_date,
+                    channel=channel,
+                    amount=r.amount,
+                    updated_at=now,
+                )
+            )
+            pairs.add((r.local_date, channel))
+        else:
+            pairs.add((prev.local_date, prev.channel))
+            pairs.add((prev.local_date, channel))
+            await session.execute(
+                REFUNDS.update()
+                .where(REFUNDS.c.id == prev.id)
+                .values(channel=channel, amount=r.amount, updated_at=now)
+            )
+    return pairs
+
+
+async def rechannel_refunds(
+    session: AsyncSession,
+    tenant_id: str,
+    store_id: str,
+    channels: dict[str, str],
+    now: dt.datetime,
+) -> set[Pair]:
+    """Refunds that arrived before their order (or whose order moved) follow its channel."""
+    pairs: set[Pair] = set()
+    if not channels:
+        return pairs
+    q = select(REFUNDS.c.id, REFUNDS.c.order_id, REFUNDS.c.local_date, REFUNDS.c.channel).where(
+        REFUNDS.c.tenant_id == tenant_id,
+        REFUNDS.c.store_id == store_id,
+        REFUNDS.c.order_id.in_(sorted(channels)),
+    )
+    for r in (await session.execute(q)).all():
+        want = channels[r.order_id]
+        if r.channel != want:
+            pairs.add((r.local_date, r.channel))
+            pairs.add((r.local_date, want))
+            await session.execute(
+                REFUNDS.update().where(REFUNDS.c.id == r.id).values(channel=want, updated_at=now)
+            )
+    return pairs
+
+
+async def order_totals(
+    session: AsyncSession, tenant_id: str, store_id: str, dates: Iterable[dt.date]
+) -> dict[Pair, tuple[int, int, float]]:
+    """(orders, distinct buyers, gmv) per (local date, channel); cancelled orders count 0."""
+    live = ORDERS.c.cancelled.is_(False)
+    q = (
+        select(
+            ORDERS.c.local_date,
+            ORDERS.c.channel,
+            func.sum(case((live, 1), else_=0)),
+            func.count(func.distinct(case((live, ORDERS.c.buyer_key), else_=None))),
+            func.sum(case((live, ORDERS.c.gmv), else_=0.0)),
+        )
+        .where(
+            ORDERS.c.tenant_id == tenant_id,
+            ORDERS.c.store_id == store_id,
+            ORDERS.c.local_date.in_(sorted(set(dates))),
+        )
+        .group_by(ORDERS.c.local_date, ORDERS.c.channel)
+    )
+    return {
+        (r[0], r[1]): (int(r[2] or 0), int(r[3] or 0), float(r[4] or 0.0))
+        for r in await session.execute(q)
+    }
+
+
+async def refund_totals(
+    session: AsyncSession, tenant_id: str, store_id: str, dates: Iterable[dt.date]
+) -> dict[Pair, float]:
+    q = (
+        select(REFUNDS.c.local_date, REFUNDS.c.channel, func.sum(REFUNDS.c.amount))
+        .where(
+            REFUNDS.c.tenant_id == tenant_id,
+            REFUNDS.c.store_id == store_id,
+            REFUNDS.c.local_date.in_(sorted(set(dates))),
+        )
+        .group_by(REFUNDS.c.local_date, REFUNDS.c.channel)
+    )
+    return {(r[0], r[1]): float(r[2] or 0.0) for r in await session.execute(q)}
+
+
+async def buyer_keys_of_orders(
+    session: AsyncSession,
+    tenant_id: str,
+    store_id: str,
+    keys: Sequence[str],
+    order_ids: Sequence[str],
+) -> set[str]:
+    conds = []
+    if keys:
+        conds.append(ORDERS.c.buyer_key.in_(list(keys)))
+    if order_ids:
+        conds.append(ORDERS.c.order_id.in_(list(order_ids)))
+    if not conds:
+        return set()
+    from sqlalchemy import or_
+
+    q = select(ORDERS.c.buyer_key).where(
+        ORDERS.c.tenant_id == tenant_id, ORDERS.c.store_id == store_id, or_(*conds)
+    )
+    return {r[0] for r in await session.execute(q)}
+
+
+async def replace_buyer_key(
+    session: AsyncSession, tenant_id: str, store_id: str, old: str, new: str
+) -> None:
+    """Swap a buyer key everywhere it is stored: the facts and the kept delivery payloads."""
+    await session.execute(
+        ORDERS.update()
+        .where(
+            ORDERS.c.tenant_id == tenant_id,
+            ORDERS.c.store_id == store_id,
+            ORDERS.c.buyer_key == old,
+        )
+        .values(buyer_key=new)
+    )
+    await session.execute(
+        DELIVERIES.update()
+        .where(
+            DELIVERIES.c.tenant_id == tenant_id,
+            DELIVERIES.c.store_id == store_id,
+            DELIVERIES.c.payload.contains(old),
+        )
+        .values(payload=func.replace(DELIVERIES.c.payload, old, new))
+    )
+
+
+async def erase_store(session: AsyncSession, tenant_id: str, store_id: str) -> None:
+    """Shopify's shop/redact: the store's facts go, its deliveries keep only their ids (so a
+    replay is still recognised) and statuses."""
+    for t in (ORDERS, REFUNDS):
+        await session.execute(
+            t.delete().where(t.c.tenant_id == tenant_id, t.c.store_id == store_id)
+        )
+    await session.execute(
+        DELIVERIES.update()
+        .where(DELIVERIES.c.tenant_id == tenant_id, DELIVERIES.c.store_id == store_id)
+        .values(payload="{}")
+    )
