@@ -88,6 +88,9 @@ class DiagnosisSettings(ServiceSettings):
 
 class CampaignsSettings(ServiceSettings):
     service_name: str = "campaigns"
+    # campaigns.task_due is published once a task's due day has reached this local hour.
+    task_due_hour: int = Field(default=9, ge=0, le=23)
+    task_due_interval_seconds: float = Field(default=60.0, gt=0)
 
 
 class ContentSettings(ServiceSettings):

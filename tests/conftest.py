@@ -66,3 +66,19 @@ def infra() -> Any:
     yield Infra(os.environ["TEST_PG_DSN"], os.environ["KAFKA_BOOTSTRAP_SERVERS"])
     if started_here:
         services_script("stop")
+
+
+@pytest.fixture
+async def campaigns(tmp_path: Path) -> AsyncIterator[Harness]:
+    """The campaigns service on SQLite and the LocalBus, lifespan running; stores and keys reach
+    it as events (tests publish them with support.publish)."""
+    from support import campaigns_settings
+
+    from services.campaigns.main import create_app as create_campaigns
+
+    settings = campaigns_settings(tmp_path)
+    app = create_campaigns(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield Harness(app, client, settings)

@@ -211,3 +211,103 @@ async def assert_models_match_migrations(url: str, tables: list[Any], migrations
         assert changes == [], changes
     finally:
         await db.dispose()
+
+
+# ---- campaigns ------------------------------------------------------------------------------
+
+
+def campaigns_settings(tmp_path: Path, **over: Any) -> Any:
+    from shared.config import CampaignsSettings
+
+    values: dict[str, Any] = {
+        "database_url": "",
+        "kafka_bootstrap_servers": "",
+        "var_dir": tmp_path,
+        "ops_bootstrap_api_key": ADMIN_KEY,
+        "outbox_poll_seconds": 0.05,
+        "log_level": "WARNING",
+        "consumer_retry_base_seconds": 0.01,
+        "consumer_retry_max_seconds": 0.05,
+        # Tests drive the task_due scheduler themselves (run_once with a chosen time).
+        "task_due_interval_seconds": 3600.0,
+    }
+    values.update(over)
+    return CampaignsSettings(**values)
+
+
+async def publish(app: FastAPI, *events: Any) -> None:
+    """Put events on the app's bus, as their producer's relay would."""
+    from shared.bus import Message
+
+    await app.state.bus.publish([Message.from_event(e) for e in events])
+
+
+def api_key_event(token: str, tenant: str, role: str, store_ids: list[str] | None = None) -> Any:
+    """ingest.api_key_created for a token of our choosing (the services store only its hash)."""
+    import hashlib
+    import uuid
+    from datetime import UTC, datetime
+
+    from shared.events.ingest import ApiKeyCreatedV1
+
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    return ApiKeyCreatedV1(
+        tenant_id=tenant,
+        key_id=uuid.uuid4(),
+        user_id=uuid.uuid4(),
+        name=f"{role} key",
+        role=role,  # type: ignore[arg-type]
+        store_ids=store_ids,
+        lookup=digest[:16],
+        secret_hash=digest,
+        created_at=datetime.now(UTC),
+    )
+
+
+def store_event(
+    store_id: str,
+    *,
+    tenant: str = "default",
+    market: str = "US",
+    timezone: str = "America/New_York",
+    currency: str = "USD",
+) -> Any:
+    from shared.events.ingest import StoreRegisteredV1
+
+    return StoreRegisteredV1(
+        tenant_id=tenant,
+        store_id=store_id,
+        name=store_id.title(),
+        platform="shopify",
+        timezone=timezone,
+        currency=currency,
+        market=market,
+        category="apparel",
+    )
+
+
+async def campaigns_counts(h: Harness) -> dict[str, int]:
+    """What a refused campaigns request must leave unchanged."""
+    from services.campaigns.models import (
+        Booking,
+        CalendarSettings,
+        Campaign,
+        CampaignTask,
+        FeedToken,
+        SlotDay,
+        TaskDependency,
+    )
+
+    return {
+        m.__name__: await h.count(m)
+        for m in (
+            Campaign,
+            CampaignTask,
+            TaskDependency,
+            Booking,
+            SlotDay,
+            FeedToken,
+            CalendarSettings,
+            OutboxMessage,
+        )
+    }

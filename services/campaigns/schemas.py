@@ -1,0 +1,289 @@
+"""API models of campaigns (separate from the tables)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+TaskId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=128)]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]*$", max_length=64)]
+TaskStatus = Literal["todo", "in_progress", "done", "blocked"]
+CampaignStatus = Literal["draft", "planned", "running", "done", "cancelled"]
+CopyType = Literal["banner", "push", "sms", "guide", "rules", "article"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DependencyIn(_In):
+    task_id: TaskId
+    type: Literal["FS", "SS"] = "FS"
+    lag: int = Field(default=0, ge=-60, le=60, description="working days")
+
+
+class TaskIn(_In):
+    id: TaskId
+    name: str = Field(min_length=1, max_length=300)
+    owner_role: Slug
+    duration: int = Field(default=1, ge=0, le=250, description="working days; 0 = milestone")
+    depends_on: list[DependencyIn | TaskId] = Field(default_factory=list, max_length=100)
+    pin: dt.date | None = Field(default=None, description="a fixed start date")
+    copy_type: CopyType | None = None
+    status: TaskStatus = "todo"
+
+
+class CampaignCreate(_In):
+    name: str = Field(min_length=1, max_length=200)
+    event: Slug | None = Field(default=None, description="a festival key, e.g. double_11")
+    year: int | None = Field(default=None, ge=2000, le=2100, description="the event's year")
+    template: Slug | None = None
+    start: dt.date | None = None
+    end: dt.date | None = None
+    budget: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    tasks: list[TaskIn] | None = Field(default=None, max_length=2000)
+    capacities: dict[Slug, Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _shape(self) -> CampaignCreate:
+        if self.start and self.end and self.end < self.start:
+            raise ValueError("end is before start")
+        if self.event is None and (self.start is None or self.end is None):
+            raise ValueError("give an event, or explicit start and end dates")
+        if self.event is None and self.template is not None:
+            raise ValueError("a template needs an event to schedule from")
+        return self
+
+
+class TaskMove(_In):
+    start: dt.date | None = Field(default=None, description="start no earlier than this date")
+    duration: int | None = Field(default=None, ge=0, le=250)
+    status: TaskStatus | None = None
+    depends_on: list[DependencyIn | TaskId] | None = Field(default=None, max_length=100)
+
+    @model_validator(mode="after")
+    def _something(self) -> TaskMove:
+        if (
+            self.start is None
+            and self.duration is None
+            and self.status is None
+            and (self.depends_on is None)
+        ):
+            raise ValueError("give start, duration, status or depends_on")
+        return self
+
+
+class DependencyOut(BaseModel):
+    task_id: str
+    type: str
+    lag: int
+
+
+class TaskOut(BaseModel):
+    id: str
+    name: str
+    owner_role: str
+    kind: str
+    duration: int
+    start: dt.date
+    due: dt.date
+    late_start: dt.date
+    late_finish: dt.date
+    slack: int
+    critical: bool
+    depends_on: list[DependencyOut]
+    status: str
+    copy_type: str | None = None
+    pinned: bool
+    source: str
+
+
+class PhaseOut(BaseModel):
+    name: str
+    start: dt.date
+    end: dt.date
+
+
+class Conflict(BaseModel):
+    type: Literal["late", "over_capacity", "dependency"]
+    task_ids: list[str]
+    detail: str
+    date: dt.date | None = None
+    owner_role: str | None = None
+
+
+class CampaignOut(BaseModel):
+    id: str
+    store_id: str
+    name: str
+    event: str | None
+    event_date: dt.date | None
+    template: str | None
+    market: str
+    start: dt.date
+    end: dt.date
+    status: str
+    budget: float | None
+    currency: str | None
+    phases: list[PhaseOut]
+    tasks: list[TaskOut]
+    critical_path: list[str]
+    conflicts: list[Conflict]
+    sequence: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class MoveResult(BaseModel):
+    campaign: CampaignOut
+    moved: list[str] = Field(description="tasks whose dates changed")
+    conflicts: list[Conflict]
+
+
+class CampaignPage(BaseModel):
+    items: list[CampaignOut]
+    next_cursor: str | None
+
+
+class GanttOut(BaseModel):
+    campaign_id: str
+    name: str
+    start: dt.date
+    end: dt.date
+    today: dt.date
+    lanes: list[str]
+    critical_path: list[str]
+    tasks: list[TaskOut]
+    milestones: list[str]
+    phases: list[PhaseOut]
+    off_days: list[dt.date]
+    holidays: list[dict[str, Any]]
+    conflicts: list[Conflict]
+
+
+# ---- calendar -----------------------------------------------------------------------------
+
+
+class FestivalOut(BaseModel):
+    key: str
+    name: str
+    date: dt.date
+    start: dt.date
+    end: dt.date
+    phases: list[PhaseOut]
+
+
+class HolidayOut(BaseModel):
+    date: dt.date
+    name: str
+
+
+class CalendarOut(BaseModel):
+    market: str
+    start: dt.date
+    end: dt.date
+    festivals: list[FestivalOut]
+    holidays: list[HolidayOut]
+    working_weekends: list[dt.date] = Field(description="official make-up working days")
+    off_days: list[dt.date] = Field(description="non-working days of the (tenant's) calendar")
+
+
+class CalendarSettingsIn(_In):
+    festivals: list[dict[str, Any]] = Field(default_factory=list, max_length=200)
+    markets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class CalendarSettingsOut(BaseModel):
+    festivals: list[dict[str, Any]]
+    markets: dict[str, dict[str, Any]]
+
+
+# ---- slots ----------------------------------------------------------------------------------
+
+
+class SlotRules(_In):
+    max_share: float = Field(default=1.0, gt=0, le=1, description="of a day's capacity per store")
+    window_open_days: int = Field(default=90, ge=0, le=730)
+    window_close_days: int = Field(default=1, ge=0, le=365)
+    tier_order: list[Slug] = Field(default_factory=lambda: ["platinum", "gold", "silver"])
+
+    @model_validator(mode="after")
+    def _window(self) -> SlotRules:
+        if self.window_close_days > self.window_open_days:
+            raise ValueError("the booking window closes before it opens")
+        return self
+
+
+class SlotCreate(_In):
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["banner", "push", "live", "email", "other"] = "banner"
+    capacity: int = Field(ge=1, le=10_000, description="units per day")
+    rules: SlotRules = Field(default_factory=SlotRules)
+
+
+class SlotOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    capacity: int
+    rules: SlotRules
+
+
+class BookingCreate(_In):
+    store_id: str = Field(min_length=1, max_length=128)
+    day: dt.date
+    tier: Slug = "silver"
+    priority: int = Field(default=0, ge=0, le=1000)
+
+
+class BookingOut(BaseModel):
+    id: str
+    slot_id: str
+    store_id: str
+    day: dt.date
+    tier: str
+    priority: int
+    allocation_id: str | None = None
+
+
+class AllocationRequestIn(_In):
+    store_id: str = Field(min_length=1, max_length=128)
+    tier: Slug
+    priority: int = Field(default=0, ge=0, le=1000)
+    days: list[dt.date] = Field(min_length=1, max_length=366)
+    units: int = Field(default=1, ge=1, le=100)
+
+
+class AllocationIn(_In):
+    requests: list[AllocationRequestIn] = Field(min_length=1, max_length=5000)
+
+
+class OutcomeOut(BaseModel):
+    store_id: str
+    day: dt.date
+    wanted: int
+    granted: int
+    reasons: list[str]
+
+
+class AllocationOut(BaseModel):
+    id: str
+    slot_id: str
+    rule: str
+    outcomes: list[OutcomeOut]
+
+
+class ExplainOut(BaseModel):
+    allocation_id: str
+    store_id: str
+    granted: int
+    wanted: int
+    outcomes: list[OutcomeOut]
+
+
+class FeedTokenOut(BaseModel):
+    store_id: str
+    token: str
+    url: str

@@ -1,0 +1,1369 @@
+"""Use cases of campaigns: decisions and invariants; events are staged in the same transaction."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pydantic
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.campaigns import repository as repo
+from services.campaigns.planning import allocation, cpm, gantt, templates
+from services.campaigns.schemas import (
+    AllocationIn,
+    AllocationOut,
+    BookingCreate,
+    BookingOut,
+    CalendarOut,
+    CalendarSettingsIn,
+    CalendarSettingsOut,
+    CampaignCreate,
+    CampaignOut,
+    CampaignPage,
+    Conflict,
+    DependencyIn,
+    DependencyOut,
+    ExplainOut,
+    FeedTokenOut,
+    FestivalOut,
+    GanttOut,
+    HolidayOut,
+    MoveResult,
+    OutcomeOut,
+    PhaseOut,
+    SlotCreate,
+    SlotOut,
+    SlotRules,
+    TaskMove,
+    TaskOut,
+)
+from shared.auth import Principal
+from shared.calendar import (
+    CalendarOverride,
+    FestivalDef,
+    Occurrence,
+    WorkDays,
+    WorkingCalendar,
+    festivals_between,
+    is_market,
+    known_keys,
+    makeup_working_days,
+    next_occurrence,
+    parse_definitions,
+    public_holidays,
+)
+from shared.errors import Conflict as ConflictError
+from shared.errors import NotFound, Unauthorized, ValidationFailed
+from shared.events.campaigns import CampaignCreatedV1, CampaignUpdatedV1, PhaseV1, TaskDueV1, TaskV1
+from shared.events.diagnosis import (
+    DiagnosisCompletedV1,
+    FindingClosedV1,
+    FindingOpenedV1,
+    FindingUpdatedV1,
+)
+from shared.events.ingest import StoreRegisteredV1, StoreUpdatedV1
+from shared.outbox import stage
+
+DEFAULT_CAPACITY = 2  # concurrent tasks per owner role, unless the campaign says otherwise
+MAX_CALENDAR_DAYS = 731
+ALLOCATION_RULE = "tier-ordered round-robin with a share cap"
+FEED_PREFIX = "cal_"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _today() -> dt.date:
+    return _now().date()
+
+
+def _invalid(loc: list[Any], msg: str) -> ValidationFailed:
+    return ValidationFailed([{"loc": loc, "msg": msg}], detail=msg)
+
+
+def encode_cursor(after: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["after"]
+        if not isinstance(value, str):
+            raise ValueError
+        return value
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _invalid(["query", "cursor"], "not a cursor this service issued") from exc
+
+
+# ---- stores (from ingest events) ------------------------------------------------------------
+
+
+async def on_store_event(session: AsyncSession, event: StoreRegisteredV1 | StoreUpdatedV1) -> None:
+    await repo.upsert_store(
+        session,
+        {
+            "tenant_id": event.tenant_id,
+            "store_id": event.store_id,
+            "name": event.name,
+            "timezone": event.timezone,
+            "market": event.market,
+            "currency": event.currency,
+            "status": event.status,
+            "as_of": event.occurred_at,
+        },
+    )
+
+
+async def _store(session: AsyncSession, principal: Principal, store_id: str) -> Any:
+    principal.check_store(store_id)
+    store = await repo.get_store(session, principal.tenant_id, store_id)
+    if store is None:
+        raise NotFound(f"Store {store_id!r} not found")
+    return store
+
+
+# ---- calendar -------------------------------------------------------------------------------
+
+
+@dataclass
+class TenantCalendar:
+    festivals: list[FestivalDef]
+    markets: dict[str, CalendarOverride]
+
+    def working(self, market: str) -> WorkingCalendar:
+        return WorkingCalendar(market, self.markets.get(market, CalendarOverride()))
+
+
+async def tenant_calendar(session: AsyncSession, tenant_id: str) -> TenantCalendar:
+    row = await repo.get_settings(session, tenant_id)
+    if row is None:
+        return TenantCalendar([], {})
+    return TenantCalendar(
+        parse_definitions(row.festivals),
+        {k: CalendarOverride.model_validate(v) for k, v in row.markets.items()},
+    )
+
+
+async def get_calendar(
+    session: AsyncSession, principal: Principal, market: str, start: dt.date, end: dt.date
+) -> CalendarOut:
+    market = market.upper()
+    if not is_market(market):
+        raise _invalid(["query", "market"], "an ISO 3166-1 alpha-2 code, e.g. CN, US, DE")
+    if end < start:
+        raise _invalid(["query", "end"], "end is before start")
+    if (end - start).days > MAX_CALENDAR_DAYS:
+        raise _invalid(["query", "end"], f"at most {MAX_CALENDAR_DAYS} days at a time")
+    tc = await tenant_calendar(session, principal.tenant_id)
+    cal = tc.working(market)
+    return CalendarOut(
+        market=market,
+        start=start,
+        end=end,
+        festivals=[_festival_out(o) for o in festivals_between(market, start, end, tc.festivals)],
+        holidays=[HolidayOut(date=d, name=n) for d, n in public_holidays(market, start, end)],
+        working_weekends=[
+            d for d in makeup_working_days(market, start, end) if cal.is_working_day(d)
+        ],
+        off_days=cal.off_days(start, end),
+    )
+
+
+def _festival_out(o: Occurrence) -> FestivalOut:
+    return FestivalOut(
+        key=o.key,
+        name=o.name,
+        date=o.date,
+        start=o.start,
+        end=o.end,
+        phases=[PhaseOut(name=p.name, start=p.start, end=p.end) for p in o.phases],
+    )
+
+
+async def put_calendar_settings(
+    session: AsyncSession, principal: Principal, body: CalendarSettingsIn
+) -> CalendarSettingsOut:
+    errors: list[dict[str, Any]] = []
+    for i, raw in enumerate(body.festivals):
+        try:
+            parse_definitions([raw])
+        except pydantic.ValidationError as exc:
+            for e in exc.errors():
+                errors.append({"loc": ["body", "festivals", i, *e["loc"]], "msg": e["msg"]})
+    markets: dict[str, dict[str, Any]] = {}
+    for market, raw in body.markets.items():
+        if not is_market(market):
+            errors.append({"loc": ["body", "markets", market], "msg": "not an ISO country code"})
+            continue
+        try:
+            markets[market] = CalendarOverride.model_validate(raw).model_dump(mode="json")
+        except pydantic.ValidationError as exc:
+            for e in exc.errors():
+                errors.append({"loc": ["body", "markets", market, *e["loc"]], "msg": e["msg"]})
+    if errors:
+        raise ValidationFailed(errors)
+    festivals = [
+        d.model_dump(mode="json", by_alias=True) for d in parse_definitions(body.festivals)
+    ]
+    await repo.put_settings(
+        session,
+        {
+            "tenant_id": principal.tenant_id,
+            "festivals": festivals,
+            "markets": markets,
+            "updated_at": _now(),
+        },
+    )
+    return CalendarSettingsOut(festivals=festivals, markets=markets)
+
+
+async def get_calendar_settings(session: AsyncSession, principal: Principal) -> CalendarSettingsOut:
+    row = await repo.get_settings(session, principal.tenant_id)
+    if row is None:
+        return CalendarSettingsOut(festivals=[], markets={})
+    return CalendarSettingsOut(festivals=row.festivals, markets=row.markets)
+
+
+# ---- planning -------------------------------------------------------------------------------
+
+
+@dataclass
+class PlanTask:
+    id: str
+    name: str
+    owner_role: str
+    duration: int
+    kind: str
+    status: str
+    copy_type: str | None
+    pin: dt.date | None
+    not_before: dt.date | None
+    deps: list[cpm.Dep]
+    source: str = "template"
+    finding_id: str | None = None
+
+
+@dataclass
+class Computed:
+    tasks: dict[str, dict[str, Any]]  # task id -> scheduled columns
+    start: dt.date
+    end: dt.date
+    critical_path: list[str]
+    conflicts: list[Conflict]
+    workdays: WorkDays
+
+
+def _workdays(cal: WorkingCalendar, around: dt.date) -> WorkDays:
+    return cal.index(around - dt.timedelta(days=730), around + dt.timedelta(days=400))
+
+
+def compute(
+    tasks: Sequence[PlanTask],
+    cal: WorkingCalendar,
+    *,
+    deadline: dt.date,
+    deadline_inclusive: bool,
+    start: dt.date | None,
+    floor: dt.date | None,
+    capacities: dict[str, int],
+) -> Computed:
+    """Schedule a plan on a working calendar (raises cpm.CycleError / cpm.UnknownDependency)."""
+    wd = _workdays(cal, deadline)
+    limit = wd.floor(deadline) + 1 if deadline_inclusive else wd.ceil(deadline)
+    cpm_tasks = [
+        cpm.Task(
+            id=t.id,
+            duration=t.duration,
+            deps=t.deps,
+            pin=wd.ceil(t.pin) if t.pin is not None else None,
+            not_before=wd.ceil(t.not_before) if t.not_before is not None else None,
+        )
+        for t in tasks
+    ]
+    sched = cpm.schedule(cpm_tasks, limit, floor=wd.ceil(floor) if floor is not None else None)
+    if start is not None:
+        # The plan's start is fixed once created: re-run the forward pass from it.
+        sched = _from_start(cpm_tasks, limit, wd.ceil(start))
+    by_id = {t.id: t for t in tasks}
+    out: dict[str, dict[str, Any]] = {}
+    for tid, slot in sched.slots.items():
+        t = by_id[tid]
+        if t.duration == 0:
+            day = t.pin if t.pin is not None else wd.date(slot.es)
+            due, late_start, late_finish = day, wd.date(slot.ls), wd.date(slot.ls)
+            if t.pin is not None:
+                late_start = late_finish = day
+        else:
+            day = wd.date(slot.es)
+            due = wd.date(slot.ef - 1)
+            late_start, late_finish = wd.date(slot.ls), wd.date(slot.lf - 1)
+        out[tid] = {
+            "start": day,
+            "due": due,
+            "late_start": late_start,
+            "late_finish": late_finish,
+            "slack": slot.slack,
+            "critical": tid in sched.critical,
+        }
+    conflicts: list[Conflict] = []
+    for tid in sched.late:
+        slot = sched.slots[tid]
+        limit_day = wd.date(slot.lf) if slot.lf <= limit else wd.date(limit)
+        bound = (
+            f"the event on {deadline}"
+            if slot.lf >= limit and not deadline_inclusive
+            else f"what depends on it (latest finish {out[tid]['late_finish']})"
+        )
+        conflicts.append(
+            Conflict(
+                type="late",
+                task_ids=[tid],
+                date=out[tid]["due"],
+                detail=f"{tid!r} ends {out[tid]['due']} and can no longer end before {bound}",
+            )
+        )
+        del limit_day
+    spans = [
+        (t.id, t.owner_role, sched.slots[t.id].es, sched.slots[t.id].ef)
+        for t in tasks
+        if t.status != "done"
+    ]
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    for owner, pos, ids in cpm.over_capacity(spans, capacities, DEFAULT_CAPACITY):
+        key = (owner, tuple(sorted(ids)))
+        if key in seen:
+            continue
+        seen.add(key)
+        cap = capacities.get(owner, DEFAULT_CAPACITY)
+        conflicts.append(
+            Conflict(
+                type="over_capacity",
+                task_ids=sorted(ids),
+                owner_role=owner,
+                date=wd.date(pos),
+                detail=f"{owner} has {len(ids)} tasks at once from {wd.date(pos)} (capacity {cap})",
+            )
+        )
+    starts = [v["start"] for v in out.values()]
+    ends = [v["due"] for v in out.values()]
+    return Computed(
+        tasks=out,
+        start=min(starts, default=deadline),
+        end=max(ends, default=deadline),
+        critical_path=sched.critical_path,
+        conflicts=conflicts,
+        workdays=wd,
+    )
+
+
+def _from_start(tasks: Sequence[cpm.Task], limit: int, start: int) -> cpm.Schedule:
+    order = cpm.topological_order(tasks)
+    by_id = {t.id: t for t in tasks}
+    base = cpm.schedule(tasks, limit)
+    late = {k: (s.ls, s.lf) for k, s in base.slots.items()}
+    slots: dict[str, cpm.Slot] = {}
+    cpm.forward(order, by_id, late, slots, start)
+    return cpm.finish(order, by_id, slots, start)
+
+
+def _deps(raw: Sequence[DependencyIn | str]) -> list[cpm.Dep]:
+    out = []
+    for d in raw:
+        if isinstance(d, str):
+            out.append(cpm.Dep(d))
+        else:
+            out.append(cpm.Dep(d.task_id, d.type, d.lag))
+    return out
+
+
+def _check_graph(tasks: Sequence[PlanTask], loc: list[Any]) -> None:
+    ids = [t.id for t in tasks]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise _invalid(loc, f"task ids must be unique in a campaign: {dupes}")
+    try:
+        cpm.topological_order([cpm.Task(t.id, t.duration, t.deps) for t in tasks])
+    except cpm.UnknownDependency as exc:
+        i = ids.index(exc.task_id)
+        raise _invalid(
+            [*loc, i, "depends_on"],
+            f"task {exc.task_id!r} depends on {exc.missing!r}, which is not a task of this "
+            "campaign (dependencies never cross campaigns)",
+        ) from exc
+    except cpm.CycleError as exc:
+        err = ValidationFailed([{"loc": loc, "msg": str(exc)}], detail=str(exc))
+        err.extra["cycle"] = exc.cycle
+        raise err from exc
+
+
+def _phases(
+    occ: Occurrence | None, plan_start: dt.date, end: dt.date, event_date: dt.date | None
+) -> list[dict[str, Any]]:
+    if occ is None:
+        return [{"name": "campaign", "start": plan_start.isoformat(), "end": end.isoformat()}]
+    festival = [p for p in occ.phases if p.start <= end and p.end >= plan_start]
+    out: list[dict[str, Any]] = []
+    first = min([occ.date, *(p.start for p in festival)])
+    if plan_start < first:
+        out.append(
+            {
+                "name": "preparation",
+                "start": plan_start.isoformat(),
+                "end": (first - dt.timedelta(days=1)).isoformat(),
+            }
+        )
+    for p in festival:
+        if p.name == "returns_window":
+            continue
+        out.append(
+            {
+                "name": p.name,
+                "start": max(p.start, plan_start).isoformat(),
+                "end": min(p.end, end).isoformat(),
+            }
+        )
+    main_end = max([occ.date, *(p.end for p in festival if p.name == "main")])
+    if end > main_end:
+        out.append(
+            {
+                "name": "review",
+                "start": (main_end + dt.timedelta(days=1)).isoformat(),
+                "end": end.isoformat(),
+            }
+        )
+    return out
+
+
+async def create_campaign(
+    session: AsyncSession,
+    principal: Principal,
+    store_id: str,
+    body: CampaignCreate,
+    *,
+    today: dt.date | None = None,
+) -> CampaignOut:
+    store = await _store(session, principal, store_id)
+    today = today or _today()
+    tc = await tenant_calendar(session, principal.tenant_id)
+    cal = tc.working(store.market)
+    occ: Occurrence | None = None
+    template_key: str | None = None
+    if body.event is not None:
+        on_or_after = dt.date(body.year, 1, 1) if body.year else (body.start or today)
+        occ = next_occurrence(body.event, store.market, on_or_after, tc.festivals)
+        if occ is None:
+            raise _invalid(
+                ["body", "event"],
+                f"unknown event {body.event!r} for market {store.market}; known: "
+                + ", ".join(known_keys(tc.festivals)),
+            )
+    plan: list[PlanTask]
+    if body.tasks is not None:
+        plan = [
+            PlanTask(
+                id=t.id,
+                name=t.name,
+                owner_role=t.owner_role,
+                duration=t.duration,
+                kind="milestone" if t.duration == 0 else "task",
+                status=t.status,
+                copy_type=t.copy_type,
+                pin=t.pin,
+                not_before=None,
+                deps=_deps(t.depends_on),
+                source="explicit",
+            )
+            for t in body.tasks
+        ]
+    else:
+        if occ is None:
+            raise _invalid(["body", "tasks"], "give tasks, or an event with a template")
+        template_key = body.template or "mega_sale"
+        tpl = templates.load(template_key)
+        if tpl is None:
+            raise _invalid(
+                ["body", "template"],
+                f"unknown template {template_key!r}; known: {', '.join(templates.available())}",
+            )
+        plan = [
+            PlanTask(
+                id=s.id,
+                name=s.name,
+                owner_role=s.owner_role,
+                duration=s.duration,
+                kind=s.kind,
+                status="todo",
+                copy_type=s.copy_type,
+                pin=s.pin,
+                not_before=None,
+                deps=[cpm.Dep(*d) for d in s.depends_on],  # type: ignore[arg-type]
+            )
+            for s in templates.instantiate(tpl, occ)
+        ]
+    _check_graph(plan, ["body", "tasks"])
+    if occ is not None:
+        deadline, inclusive = occ.date, False
+    else:
+        assert body.end is not None
+        deadline, inclusive = body.end, True
+    fixed_start = body.start if occ is None else None
+    computed = compute(
+        plan,
+        cal,
+        deadline=deadline,
+        deadline_inclusive=inclusive,
+        start=fixed_start,
+        floor=None if occ is None else max(today, body.start or today),
+        capacities=body.capacities,
+    )
+    start = fixed_start or computed.start
+    end = max(computed.end, body.end or computed.end)
+    if occ is not None:
+        main = occ.phase("main")
+        end = max(end, main.end if main else occ.date)
+    now = _now()
+    campaign_id = str(uuid.uuid4())
+    values = {
+        "id": campaign_id,
+        "tenant_id": principal.tenant_id,
+        "store_id": store_id,
+        "name": body.name,
+        "event": body.event,
+        "event_date": occ.date if occ else None,
+        "template": template_key,
+        "market": store.market,
+        "start": start,
+        "end": end,
+        "deadline": deadline,
+        "status": "planned",
+        "budget": body.budget,
+        "currency": store.currency if body.budget is not None else None,
+        "phases": _phases(occ, start, end, occ.date if occ else None),
+        "capacities": dict(body.capacities),
+        "sequence": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    await repo.insert_campaign(session, values)
+    await repo.insert_tasks(
+        session,
+        [_task_row(values, i, t, computed.tasks[t.id], now) for i, t in enumerate(plan)],
+    )
+    await repo.replace_deps(
+        session,
+        campaign_id,
+        None,
+        [
+            {
+                "campaign_id": campaign_id,
+                "task_id": t.id,
+                "depends_on": d.task_id,
+                "type": d.type,
+                "lag": d.lag,
+            }
+            for t in plan
+            for d in t.deps
+        ],
+    )
+    out = await _load(session, principal.tenant_id, campaign_id, conflicts=computed.conflicts)
+    await stage(session, _state_event(CampaignCreatedV1, principal.tenant_id, out))
+    return out
+
+
+def _task_row(
+    campaign: dict[str, Any], position: int, t: PlanTask, sched: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    return {
+        "campaign_id": campaign["id"],
+        "task_id": t.id,
+        "tenant_id": campaign["tenant_id"],
+        "store_id": campaign["store_id"],
+        "position": position,
+        "name": t.name,
+        "owner_role": t.owner_role,
+        "duration": t.duration,
+        "kind": t.kind,
+        "status": t.status,
+        "copy_type": t.copy_type,
+        "pin": t.pin,
+        "not_before": t.not_before,
+        "source": t.source,
+        "finding_id": t.finding_id,
+        "due_notified": None,
+        "sequence": 0,
+        "updated_at": now,
+        **sched,
+    }
+
+
+def _state_event(cls: Any, tenant_id: str, c: CampaignOut) -> Any:
+    return cls(
+        tenant_id=tenant_id,
+        store_id=c.store_id,
+        campaign_id=uuid.UUID(c.id),
+        name=c.name,
+        event=c.event,
+        market=c.market,
+        start=c.start,
+        end=c.end,
+        status=c.status,
+        budget=c.budget,
+        currency=c.currency,
+        phases=[PhaseV1(name=p.name, start=p.start, end=p.end) for p in c.phases],
+        tasks=[
+            TaskV1(
+                task_id=t.id,
+                name=t.name,
+                owner_role=t.owner_role,
+                start=t.start,
+                due=t.due,
+                depends_on=[d.task_id for d in t.depends_on],
+                status=t.status,
+                kind=t.kind,
+                copy_type=t.copy_type,
+            )
+            for t in c.tasks
+        ],
+    )
+
+
+async def _rows(session: AsyncSession, tenant_id: str, campaign_id: str) -> tuple[Any, Any, Any]:
+    row = await repo.get_campaign(session, tenant_id, campaign_id)
+    if row is None:
+        raise NotFound(f"Campaign {campaign_id!r} not found")
+    return row, await repo.tasks_of(session, campaign_id), await repo.deps_of(session, campaign_id)
+
+
+def _campaign_out(
+    row: Any, tasks: Sequence[Any], deps: Sequence[Any], conflicts: list[Conflict]
+) -> CampaignOut:
+    by_task: dict[str, list[DependencyOut]] = {}
+    for d in deps:
+        by_task.setdefault(d.task_id, []).append(
+            DependencyOut(task_id=d.depends_on, type=d.type, lag=d.lag)
+        )
+    task_out = [
+        TaskOut(
+            id=t.task_id,
+            name=t.name,
+            owner_role=t.owner_role,
+            kind=t.kind,
+            duration=t.duration,
+            start=t.start,
+            due=t.due,
+            late_start=t.late_start,
+            late_finish=t.late_finish,
+            slack=t.slack,
+            critical=t.critical,
+            depends_on=sorted(by_task.get(t.task_id, []), key=lambda d: d.task_id),
+            status=t.status,
+            copy_type=t.copy_type,
+            pinned=t.pin is not None,
+            source=t.source,
+        )
+        for t in tasks
+    ]
+    critical = [t.id for t in sorted(task_out, key=lambda t: (t.start, t.due)) if t.critical]
+    return CampaignOut(
+        id=row.id,
+        store_id=row.store_id,
+        name=row.name,
+        event=row.event,
+        event_date=row.event_date,
+        template=row.template,
+        market=row.market,
+        start=row.start,
+        end=row.end,
+        status=row.status,
+        budget=row.budget,
+        currency=row.currency,
+        phases=[PhaseOut.model_validate(p) for p in row.phases],
+        tasks=task_out,
+        critical_path=critical,
+        conflicts=conflicts,
+        sequence=row.sequence,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def _load(
+    session: AsyncSession, tenant_id: str, campaign_id: str, conflicts: list[Conflict]
+) -> CampaignOut:
+    row, tasks, deps = await _rows(session, tenant_id, campaign_id)
+    return _campaign_out(row, tasks, deps, conflicts)
+
+
+def _plan_from_rows(tasks: Sequence[Any], deps: Sequence[Any]) -> list[PlanTask]:
+    by_task: dict[str, list[cpm.Dep]] = {}
+    for d in deps:
+        by_task.setdefault(d.task_id, []).append(cpm.Dep(d.depends_on, d.type, d.lag))
+    return [
+        PlanTask(
+            id=t.task_id,
+            name=t.name,
+            owner_role=t.owner_role,
+            duration=t.duration,
+            kind=t.kind,
+            status=t.status,
+            copy_type=t.copy_type,
+            pin=t.pin,
+            not_before=t.not_before,
+            deps=by_task.get(t.task_id, []),
+            source=t.source,
+            finding_id=t.finding_id,
+        )
+        for t in tasks
+    ]
+
+
+async def _recompute(
+    session: AsyncSession, row: Any, plan: list[PlanTask], old: Sequence[Any]
+) -> tuple[Computed, list[str]]:
+    tc = await tenant_calendar(session, row.tenant_id)
+    computed = compute(
+        plan,
+        tc.working(row.market),
+        deadline=row.deadline,
+        deadline_inclusive=row.event is None,
+        start=row.start,
+        floor=None,
+        capacities=row.capacities,
+    )
+    return computed, []
+
+
+async def _persist(
+    session: AsyncSession,
+    row: Any,
+    plan: list[PlanTask],
+    old: Sequence[Any],
+    computed: Computed,
+) -> list[str]:
+    """Write the new schedule; raise SEQUENCE of what changed (RFC 5545); the tasks whose dates
+    moved are returned."""
+    now = _now()
+    before = {t.task_id: t for t in old}
+    moved: list[str] = []
+    new_rows = []
+    for i, t in enumerate(plan):
+        sched = computed.tasks[t.id]
+        prev = before.get(t.id)
+        if prev is None:
+            new_rows.append(_task_row(dict(row._mapping), i, t, sched, now))
+            continue
+        changed_dates = prev.start != sched["start"] or prev.due != sched["due"]
+        changed = (
+            changed_dates
+            or prev.status != t.status
+            or prev.duration != t.duration
+            or prev.not_before != t.not_before
+        )
+        if changed_dates:
+            moved.append(t.id)
+        values = dict(sched)
+        values.update(
+            status=t.status,
+            duration=t.duration,
+            not_before=t.not_before,
+            kind="milestone" if t.duration == 0 else "task",
+        )
+        if changed:
+            values.update(sequence=prev.sequence + 1, updated_at=now)
+        await repo.update_task(session, row.id, t.id, values)
+    await repo.insert_tasks(session, new_rows)
+    end = max(row.end, computed.end)
+    await repo.update_campaign(
+        session,
+        row.id,
+        {"end": end, "sequence": row.sequence + 1, "updated_at": now},
+    )
+    return moved
+
+
+async def list_campaigns(
+    session: AsyncSession, principal: Principal, store_id: str, limit: int, cursor: str | None
+) -> CampaignPage:
+    await _store(session, principal, store_id)
+    rows = await repo.list_campaigns(
+        session, principal.tenant_id, store_id, decode_cursor(cursor), limit + 1
+    )
+    items = []
+    for row in rows[:limit]:
+        tasks = await repo.tasks_of(session, row.id)
+        deps = await repo.deps_of(session, row.id)
+        items.append(_campaign_out(row, tasks, deps, []))
+    nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return CampaignPage(items=items, next_cursor=nxt)
+
+
+async def _visible(session: AsyncSession, principal: Principal, campaign_id: str) -> Any:
+    row = await repo.get_campaign(session, principal.tenant_id, campaign_id)
+    if row is None or not principal.can_see_store(row.store_id):
+        raise NotFound(f"Campaign {campaign_id!r} not found")
+    return row
+
+
+async def get_campaign(
+    session: AsyncSession, principal: Principal, campaign_id: str
+) -> CampaignOut:
+    row = await _visible(session, principal, campaign_id)
+    tasks = await repo.tasks_of(session, row.id)
+    deps = await repo.deps_of(session, row.id)
+    plan = _plan_from_rows(tasks, deps)
+    computed, _ = await _recompute(session, row, plan, tasks)
+    return _campaign_out(row, tasks, deps, computed.conflicts)
+
+
+async def move_task(
+    session: AsyncSession, principal: Principal, campaign_id: str, task_id: str, body: TaskMove
+) -> MoveResult:
+    row = await _visible(session, principal, campaign_id)
+    tasks = await repo.tasks_of(session, row.id)
+    deps = await repo.deps_of(session, row.id)
+    plan = _plan_from_rows(tasks, deps)
+    target = next((t for t in plan if t.id == task_id), None)
+    if target is None:
+        raise NotFound(f"Task {task_id!r} not found in campaign {campaign_id}")
+    extra: list[Conflict] = []
+    if (body.start is not None or body.duration is not None) and target.pin is not None:
+        raise ConflictError(
+            f"task {task_id!r} is pinned to {target.pin} (a festival date) and cannot move"
+        )
+    if body.start is not None:
+        target.not_before = body.start
+    if body.duration is not None:
+        if (body.duration == 0) != (target.duration == 0):
+            raise _invalid(["body", "duration"], "a milestone stays a milestone and a task a task")
+        target.duration = body.duration
+    if body.status is not None:
+        target.status = body.status
+    if body.depends_on is not None:
+        target.deps = _deps(body.depends_on)
+        _check_graph(plan, ["body", "depends_on"])
+        await repo.replace_deps(
+            session,
+            row.id,
+            task_id,
+            [
+                {
+                    "campaign_id": row.id,
+                    "task_id": task_id,
+                    "depends_on": d.task_id,
+                    "type": d.type,
+                    "lag": d.lag,
+                }
+                for d in target.deps
+            ],
+        )
+    computed, _ = await _recompute(session, row, plan, tasks)
+    if body.start is not None and computed.tasks[task_id]["start"] > body.start:
+        extra.append(
+            Conflict(
+                type="dependency",
+                task_ids=[task_id],
+                date=computed.tasks[task_id]["start"],
+                detail=f"{task_id!r} cannot start on {body.start}: its dependencies allow "
+                f"{computed.tasks[task_id]['start']} at the earliest",
+            )
+        )
+    moved = await _persist(session, row, plan, tasks, computed)
+    out = await _load(session, principal.tenant_id, row.id, conflicts=extra + computed.conflicts)
+    await stage(session, _state_event(CampaignUpdatedV1, principal.tenant_id, out))
+    return MoveResult(campaign=out, moved=moved, conflicts=out.conflicts)
+
+
+async def gantt_data(
+    session: AsyncSession, principal: Principal, campaign_id: str, *, today: dt.date | None = None
+) -> GanttOut:
+    c = await get_campaign(session, principal, campaign_id)
+    tc = await tenant_calendar(session, principal.tenant_id)
+    cal = tc.working(c.market)
+    lo = min(c.start, *(t.start for t in c.tasks)) if c.tasks else c.start
+    hi = max(c.end, *(t.due for t in c.tasks)) if c.tasks else c.end
+    lanes: list[str] = []
+    for t in sorted(c.tasks, key=lambda t: (t.start, t.due)):
+        if t.owner_role not in lanes:
+            lanes.append(t.owner_role)
+    return GanttOut(
+        campaign_id=c.id,
+        name=c.name,
+        start=lo,
+        end=hi,
+        today=today or _today(),
+        lanes=lanes,
+        critical_path=c.critical_path,
+        tasks=c.tasks,
+        milestones=[t.id for t in c.tasks if t.kind == "milestone"],
+        phases=c.phases,
+        off_days=cal.off_days(lo, hi),
+        holidays=[{"date": d, "name": n} for d, n in public_holidays(c.market, lo, hi)],
+        conflicts=c.conflicts,
+    )
+
+
+def gantt_svg(g: GanttOut) -> str:
+    return gantt.render(
+        title=f"{g.name} ({g.start} - {g.end})",
+        bars=[
+            gantt.Bar(
+                id=t.id,
+                name=t.name,
+                owner_role=t.owner_role,
+                start=t.start,
+                due=t.due,
+                milestone=t.kind == "milestone",
+                critical=t.critical,
+                slack=t.slack,
+                status=t.status,
+            )
+            for t in g.tasks
+        ],
+        start=g.start,
+        end=g.end,
+        today=g.today,
+        off_days=g.off_days,
+        holidays=[(h["date"], h["name"]) for h in g.holidays],
+        phases=[(p.name, p.start, p.end) for p in g.phases],
+    )
+
+
+# ---- findings -> remedial tasks --------------------------------------------------------------
+
+
+async def on_finding(
+    session: AsyncSession, event: FindingOpenedV1 | FindingUpdatedV1 | FindingClosedV1
+) -> None:
+    await repo.upsert_finding(
+        session,
+        {
+            "finding_id": str(event.finding_id),
+            "tenant_id": event.tenant_id,
+            "store_id": event.store_id,
+            "date": event.date,
+            "owner": event.owner,
+            "severity": event.severity,
+            "code": event.code,
+            "title": event.title,
+            "action": event.action,
+            "status": event.status,
+            "referenced": False,
+            "updated_at": _now(),
+        },
+    )
+    await _maybe_add_remedial(session, str(event.finding_id))
+
+
+async def on_diagnosis_completed(session: AsyncSession, event: DiagnosisCompletedV1) -> None:
+    # Findings come with their own events, in either order: whichever arrives second adds the
+    # remedial task.
+    for fid in event.finding_ids:
+        await repo.mark_referenced(
+            session,
+            {
+                "finding_id": str(fid),
+                "tenant_id": event.tenant_id,
+                "store_id": event.store_id,
+                "referenced": True,
+                "updated_at": _now(),
+            },
+        )
+        await _maybe_add_remedial(session, str(fid))
+
+
+REMEDIAL_SEVERITIES = {"medium", "high", "critical"}
+
+
+async def _maybe_add_remedial(session: AsyncSession, finding_id: str) -> None:
+    f = await repo.get_finding(session, finding_id)
+    if (
+        f is None
+        or not f.referenced
+        or f.campaign_id is not None
+        or f.title is None
+        or f.status not in ("open", "acknowledged")
+        or f.severity not in REMEDIAL_SEVERITIES
+    ):
+        return
+    row = await repo.active_campaign(session, f.tenant_id, f.store_id, f.date)
+    if row is None:
+        return
+    tasks = await repo.tasks_of(session, row.id)
+    deps = await repo.deps_of(session, row.id)
+    plan = _plan_from_rows(tasks, deps)
+    task_id = f"fix-{finding_id[:8]}"
+    if any(t.id == task_id for t in plan):
+        return
+    name = f"{f.owner}: {f.action}"
+    plan.append(
+        PlanTask(
+            id=task_id,
+            name=name[:300],
+            owner_role=f.owner,
+            duration=2 if f.severity in ("high", "critical") else 3,
+            kind="task",
+            status="todo",
+            copy_type="banner" if f.code in ("ctr_drop",) else None,
+            pin=None,
+            not_before=max(f.date + dt.timedelta(days=1), row.start),
+            deps=[],
+            source="remedial",
+            finding_id=finding_id,
+        )
+    )
+    computed, _ = await _recompute(session, row, plan, tasks)
+    await _persist(session, row, plan, tasks, computed)
+    await repo.set_finding_campaign(session, finding_id, row.id)
+    out = await _load(session, row.tenant_id, row.id, conflicts=computed.conflicts)
+    await stage(session, _state_event(CampaignUpdatedV1, row.tenant_id, out))
+
+
+# ---- task_due -------------------------------------------------------------------------------
+
+
+async def publish_due_tasks(session: AsyncSession, now: datetime, morning_hour: int) -> int:
+    """Stage campaigns.task_due for every open task due today in its store's zone, once the
+    store's morning has come; once per task and due date (a conditional update claims it, so
+    two schedulers never both publish)."""
+    utc_day = now.astimezone(UTC).date()
+    count = 0
+    rows = await repo.due_candidates(
+        session, utc_day - dt.timedelta(days=1), utc_day + dt.timedelta(days=1)
+    )
+    for r in rows:
+        local = now.astimezone(ZoneInfo(r.timezone))
+        if local.date() != r.due or local.hour < morning_hour:
+            continue
+        if not await repo.mark_notified(session, r.campaign_id, r.task_id, r.due):
+            continue
+        await stage(
+            session,
+            TaskDueV1(
+                tenant_id=r.tenant_id,
+                store_id=r.store_id,
+                campaign_id=uuid.UUID(r.campaign_id),
+                task_id=r.task_id,
+                name=r.name,
+                owner_role=r.owner_role,
+                due=r.due,
+                status=r.status,
+                kind=r.kind,
+                copy_type=r.copy_type,
+            ),
+        )
+        count += 1
+    return count
+
+
+# ---- slots ----------------------------------------------------------------------------------
+
+
+def _slot_out(row: Any) -> SlotOut:
+    return SlotOut(
+        id=row.id,
+        name=row.name,
+        kind=row.kind,
+        capacity=row.capacity,
+        rules=SlotRules.model_validate(row.rules),
+    )
+
+
+def _rules(row: Any) -> allocation.Rules:
+    r = SlotRules.model_validate(row.rules)
+    return allocation.Rules(
+        capacity=row.capacity,
+        tier_order=tuple(r.tier_order),
+        max_share=r.max_share,
+        window_open_days=r.window_open_days,
+        window_close_days=r.window_close_days,
+    )
+
+
+async def create_slot(session: AsyncSession, principal: Principal, body: SlotCreate) -> SlotOut:
+    if await repo.slot_by_name(session, principal.tenant_id, body.name) is not None:
+        raise ConflictError(f"a slot named {body.name!r} exists")
+    values = {
+        "id": str(uuid.uuid4()),
+        "tenant_id": principal.tenant_id,
+        "name": body.name,
+        "kind": body.kind,
+        "capacity": body.capacity,
+        "rules": body.rules.model_dump(mode="json"),
+        "created_at": _now(),
+    }
+    await repo.insert_slot(session, values)
+    return _slot_out(type("Row", (), values))
+
+
+async def list_slots(session: AsyncSession, principal: Principal) -> list[SlotOut]:
+    return [_slot_out(r) for r in await repo.list_slots(session, principal.tenant_id)]
+
+
+async def _slot(session: AsyncSession, principal: Principal, slot_id: str) -> Any:
+    row = await repo.get_slot(session, principal.tenant_id, slot_id)
+    if row is None:
+        raise NotFound(f"Slot {slot_id!r} not found")
+    return row
+
+
+async def _alternatives(
+    session: AsyncSession, principal: Principal, slot: Any, day: dt.date, today: dt.date
+) -> list[dict[str, Any]]:
+    """The nearest days of this slot with room, then other slots with room on the day."""
+    rules = _rules(slot)
+    lo, hi = day - dt.timedelta(days=14), day + dt.timedelta(days=14)
+    booked = await repo.booked_by_day(session, [slot.id], lo, hi)
+    days = sorted(
+        (d for d in (lo + dt.timedelta(days=i) for i in range(29)) if d != day),
+        key=lambda d: (abs((d - day).days), d),
+    )
+    out: list[dict[str, Any]] = []
+    for d in days:
+        if rules.in_window(d, today) and booked.get((slot.id, d), 0) < slot.capacity:
+            out.append(
+                {
+                    "slot_id": slot.id,
+                    "slot": slot.name,
+                    "day": d.isoformat(),
+                    "free": slot.capacity - booked.get((slot.id, d), 0),
+                }
+            )
+        if len(out) == 3:
+            break
+    others = [s for s in await repo.list_slots(session, principal.tenant_id) if s.id != slot.id]
+    taken = await repo.booked_by_day(session, [s.id for s in others], day, day)
+    for s in others:
+        free = s.capacity - taken.get((s.id, day), 0)
+        if free > 0 and _rules(s).in_window(day, today):
+            out.append({"slot_id": s.id, "slot": s.name, "day": day.isoformat(), "free": free})
+    return out
+
+
+async def book(
+    session: AsyncSession,
+    principal: Principal,
+    slot_id: str,
+    body: BookingCreate,
+    *,
+    today: dt.date | None = None,
+) -> BookingOut:
+    slot = await _slot(session, principal, slot_id)
+    await _store(session, principal, body.store_id)
+    today = today or _today()
+    rules = _rules(slot)
+    if not rules.in_window(body.day, today):
+        raise _invalid(
+            ["body", "day"],
+            f"{body.day} is outside the booking window: from "
+            f"{today + dt.timedelta(days=rules.window_close_days)} to "
+            f"{today + dt.timedelta(days=rules.window_open_days)}",
+        )
+    if body.tier not in rules.tier_order:
+        raise _invalid(
+            ["body", "tier"], f"unknown tier {body.tier!r}; the slot's tiers: {rules.tier_order}"
+        )
+    await repo.ensure_counters(session, slot.id, body.day, body.store_id)
+    if not await repo.take_unit(session, slot.id, body.day, slot.capacity):
+        alternatives = await _alternatives(session, principal, slot, body.day, today)
+        raise ConflictError(f"slot {slot.name!r} is full on {body.day}", alternatives=alternatives)
+    limit = rules.max_per_store()
+    if not await repo.take_store_unit(session, slot.id, body.day, body.store_id, limit):
+        alternatives = await _alternatives(session, principal, slot, body.day, today)
+        raise ConflictError(
+            f"store {body.store_id!r} holds its maximum share of {slot.name!r} on {body.day} "
+            f"({limit} of {slot.capacity})",
+            alternatives=alternatives,
+        )
+    values = {
+        "id": str(uuid.uuid4()),
+        "tenant_id": principal.tenant_id,
+        "slot_id": slot.id,
+        "store_id": body.store_id,
+        "day": body.day,
+        "tier": body.tier,
+        "priority": body.priority,
+        "allocation_id": None,
+        "created_at": _now(),
+    }
+    await repo.insert_bookings(session, [values])
+    return BookingOut(**{k: v for k, v in values.items() if k in BookingOut.model_fields})
+
+
+async def allocate_period(
+    session: AsyncSession,
+    principal: Principal,
+    slot_id: str,
+    body: AllocationIn,
+    *,
+    today: dt.date | None = None,
+) -> AllocationOut:
+    slot = await _slot(session, principal, slot_id)
+    today = today or _today()
+    for i, r in enumerate(body.requests):
+        principal.check_store(r.store_id)
+        if await repo.get_store(session, principal.tenant_id, r.store_id) is None:
+            raise _invalid(["body", "requests", i, "store_id"], f"unknown store {r.store_id!r}")
+    days = [d for r in body.requests for d in r.days]
+    lo, hi = min(days), max(days)
+    booked = {d: n for (_, d), n in (await repo.booked_by_day(session, [slot.id], lo, hi)).items()}
+    by_store = await repo.booked_by_store(session, slot.id, lo, hi)
+    outcomes = allocation.allocate(
+        [
+            allocation.Request(r.store_id, r.tier, r.priority, tuple(r.days), r.units)
+            for r in body.requests
+        ],
+        _rules(slot),
+        today=today,
+        booked=booked,
+        booked_by_store=by_store,
+    )
+    run_id = str(uuid.uuid4())
+    now = _now()
+    tiers = {r.store_id: (r.tier, r.priority) for r in body.requests}
+    bookings = []
+    limit = _rules(slot).max_per_store()
+    for o in outcomes:
+        if not o.granted:
+            continue
+        await repo.ensure_counters(session, slot.id, o.day, o.store_id)
+        ok = await repo.take_unit(session, slot.id, o.day, slot.capacity, o.granted)
+        ok = ok and await repo.take_store_unit(
+            session, slot.id, o.day, o.store_id, limit, o.granted
+        )
+        if not ok:  # a booking slipped in since we read: nothing is kept, the client retries
+            raise ConflictError("the slot changed while allocating; retry")
+        for _ in range(o.granted):
+            tier, priority = tiers[o.store_id]
+            bookings.append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "tenant_id": principal.tenant_id,
+                    "slot_id": slot.id,
+                    "store_id": o.store_id,
+                    "day": o.day,
+                    "tier": tier,
+                    "priority": priority,
+                    "allocation_id": run_id,
+                    "created_at": now,
+                }
+            )
+    await repo.insert_bookings(session, bookings)
+    outs = [
+        OutcomeOut(
+            store_id=o.store_id, day=o.day, wanted=o.wanted, granted=o.granted, reasons=o.reasons
+        )
+        for o in outcomes
+    ]
+    await repo.insert_run(
+        session,
+        {
+            "id": run_id,
+            "tenant_id": principal.tenant_id,
+            "slot_id": slot.id,
+            "request": body.model_dump(mode="json"),
+            "result": {
+                "rule": ALLOCATION_RULE,
+                "outcomes": [o.model_dump(mode="json") for o in outs],
+            },
+            "created_at": now,
+        },
+    )
+    return AllocationOut(id=run_id, slot_id=slot.id, rule=ALLOCATION_RULE, outcomes=outs)
+
+
+async def explain(
+    session: AsyncSession, principal: Principal, slot_id: str, run_id: str, store_id: str
+) -> ExplainOut:
+    slot = await _slot(session, principal, slot_id)
+    principal.check_store(store_id)
+    run = await repo.get_run(session, principal.tenant_id, slot.id, run_id)
+    if run is None:
+        raise NotFound(f"Allocation {run_id!r} not found")
+    mine = [
+        OutcomeOut.model_validate(o) for o in run.result["outcomes"] if o["store_id"] == store_id
+    ]
+    if not mine:
+        raise NotFound(f"Store {store_id!r} took no part in allocation {run_id}")
+    return ExplainOut(
+        allocation_id=run_id,
+        store_id=store_id,
+        granted=sum(o.granted for o in mine),
+        wanted=sum(o.wanted for o in mine),
+        outcomes=mine,
+    )
+
+
+# ---- calendar feeds -------------------------------------------------------------------------
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def rotate_feed_token(
+    session: AsyncSession, principal: Principal, store_id: str
+) -> FeedTokenOut:
+    await _store(session, principal, store_id)
+    token = FEED_PREFIX + secrets.token_urlsafe(32)
+    await repo.put_feed_token(
+        session,
+        {
+            "tenant_id": principal.tenant_id,
+            "store_id": store_id,
+            "token_hash": _hash(token),
+            "created_at": _now(),
+            "revoked_at": None,
+        },
+    )
+    return FeedTokenOut(
+        store_id=store_id, token=token, url=f"/v1/stores/{store_id}/calendar.ics?token={token}"
+    )
+
+
+async def revoke_feed_token(session: AsyncSession, principal: Principal, store_id: str) -> None:
+    await _store(session, principal, store_id)
+    if not await repo.revoke_feed(session, principal.tenant_id, store_id, _now()):
+        raise NotFound(f"Store {store_id!r} has no active calendar feed")
+
+
+async def feed(
+    session: AsyncSession, store_id: str, token: str | None, *, today: dt.date | None = None
+) -> bytes:
+    from services.campaigns.planning import ics
+
+    if not token or len(token) > 200:
+        raise Unauthorized("Give the feed's token: ?token=...")
+    row = await repo.feed_by_hash(session, _hash(token))
+    if row is None or row.store_id != store_id or row.revoked_at is not None:
+        raise Unauthorized("The feed token is not valid or has been revoked")
+    store = await repo.get_store(session, row.tenant_id, store_id)
+    if store is None:
+        raise NotFound(f"Store {store_id!r} not found")
+    today = today or _today()
+    tc = await tenant_calendar(session, row.tenant_id)
+    campaigns = await repo.store_campaigns(session, row.tenant_id, store_id)
+    tasks = await repo.tasks_of_many(session, [c.id for c in campaigns])
+    lo = min([today - dt.timedelta(days=30), *(c.start for c in campaigns)])
+    hi = max([today + dt.timedelta(days=365), *(c.end for c in campaigns)])
+    festivals = festivals_between(store.market, lo, hi, tc.festivals)
+    return ics.build(
+        store_id=store_id,
+        store_name=store.name,
+        market=store.market,
+        festivals=festivals,
+        campaigns=campaigns,
+        tasks=tasks,
+    )
