@@ -1,0 +1,107 @@
+"""Baselines of a daily series on the store's local dates.
+
+A series is a mapping date -> value holding only the days that have data: a missing day is
+absent (or None), never zero, and is reported back in `missing`. The trailing baselines are
+medians, so one odd day (or one festival day) in the window does not move them much.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from shared.events.common import Baseline
+
+BASELINES: tuple[Baseline, ...] = (
+    "previous_day",
+    "same_weekday_last_week",
+    "trailing_7d",
+    "trailing_28d",
+    "same_phase_last_year",
+)
+
+
+@dataclass(frozen=True)
+class PhaseWindow:
+    """One phase of a festival in one year, e.g. ("double_11", "presale", 2025-10-24, 2025-10-30).
+
+    Passed in by the caller (the service reads them from shared/calendar); the engine does not
+    know any festival's dates.
+    """
+
+    festival: str
+    phase: str
+    start: date
+    end: date  # inclusive
+
+    def __contains__(self, day: object) -> bool:
+        return isinstance(day, date) and self.start <= day <= self.end
+
+
+@dataclass(frozen=True)
+class BaselineValue:
+    kind: Baseline
+    value: float | None  # None when the baseline's days are missing
+    dates: tuple[date, ...]  # the days it is made of (present ones)
+    missing: tuple[date, ...]  # the days it wanted but the series does not have
+
+
+# A trailing median needs at least this share of its window present.
+MIN_PRESENT = 0.5
+
+
+def _get(series: Mapping[date, float | None], d: date) -> float | None:
+    v = series.get(d)
+    return None if v is None else float(v)
+
+
+def compute_baseline(
+    series: Mapping[date, float | None],
+    day: date,
+    kind: Baseline,
+    *,
+    phases: Sequence[PhaseWindow] = (),
+) -> BaselineValue:
+    """The baseline `kind` of `day` (see the module docstring)."""
+    if kind == "previous_day":
+        wanted = [day - timedelta(days=1)]
+    elif kind == "same_weekday_last_week":
+        wanted = [day - timedelta(days=7)]
+    elif kind == "trailing_7d":
+        wanted = [day - timedelta(days=i) for i in range(1, 8)]
+    elif kind == "trailing_28d":
+        wanted = [day - timedelta(days=i) for i in range(1, 29)]
+    elif kind == "same_phase_last_year":
+        wanted = [same_phase_last_year(day, phases)]
+    else:  # pragma: no cover - Literal exhausts it
+        raise ValueError(kind)
+    present = [(d, v) for d in wanted if (v := _get(series, d)) is not None]
+    missing = tuple(d for d in wanted if _get(series, d) is None)
+    dates = tuple(d for d, _ in present)
+    if not present:
+        return BaselineValue(kind, None, dates, missing)
+    if len(wanted) > 1:
+        if len(present) < MIN_PRESENT * len(wanted):
+            return BaselineValue(kind, None, dates, missing)
+        value = float(statistics.median(v for _, v in present))
+    else:
+        value = present[0][1]
+    return BaselineValue(kind, value, dates, missing)
+
+
+def same_phase_last_year(day: date, phases: Sequence[PhaseWindow]) -> date:
+    """Day k of the same phase of the same festival last year; outside any phase, the same
+    weekday 52 weeks before (364 days), which keeps the weekly pattern."""
+    for w in phases:
+        if day in w:
+            k = (day - w.start).days
+            for prev in phases:
+                if (
+                    prev.festival == w.festival
+                    and prev.phase == w.phase
+                    and prev.start.year == w.start.year - 1
+                ):
+                    return min(prev.start + timedelta(days=k), prev.end)
+    return day - timedelta(days=364)

@@ -1,0 +1,86 @@
+"""The online detector: weekly seasonality, trend, spikes, shifts, missing points, context."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from services.diagnosis.engine.anomaly import score_series
+from services.diagnosis.engine.errors import InputError
+
+
+def daily(n: int = 120, seed: int = 1) -> list[float | None]:
+    rng = random.Random(seed)
+    return [
+        (1000 + 2 * t) * (1.3 if t % 7 in (5, 6) else 1.0) * (1 + rng.gauss(0, 0.03))
+        for t in range(n)
+    ]
+
+
+def test_seasonal_trending_series_raises_nothing_and_a_spike_is_flagged() -> None:
+    y = daily()
+    pts = score_series(y, period=7)
+    assert sum(p.label for p in pts) == 0
+    assert all(0 <= p.score < 1 for p in pts)
+    y[90] = float(y[90] or 0) * 1.5
+    pts = score_series(y, period=7)
+    assert [i for i, p in enumerate(pts) if p.label] == [90]
+    assert pts[90].direction == "up" and pts[90].score > 0.5
+
+
+def test_online_a_point_only_depends_on_the_past() -> None:
+    y = daily()
+    full = score_series(y, period=7)
+    head = score_series(y[:70], period=7)
+    assert [p.score for p in full[:70]] == [p.score for p in head]
+
+
+def test_level_shift_is_flagged_then_learnt() -> None:
+    y = daily()
+    y = [v if i < 80 else float(v or 0) * 0.6 for i, v in enumerate(y)]
+    pts = score_series(y, period=7)
+    flagged = [i for i, p in enumerate(pts) if p.label]
+    assert flagged and flagged[0] == 80 and pts[80].direction == "down"
+    assert max(flagged) < 88  # the new level is normal after a few days
+
+
+def test_expected_window_is_context_not_incident() -> None:
+    y = daily()
+    window = [85 <= i <= 95 for i in range(len(y))]
+    y = [float(v or 0) * (3.0 if 88 <= i <= 90 else 1.0) for i, v in enumerate(y)]
+    pts = score_series(y, period=7, expected_windows=window)
+    assert sum(p.label for p in pts) == 0
+    assert pts[89].context and pts[89].score > 0.5  # unusual, but expected
+    unaware = score_series(y, period=7)
+    assert unaware[89].label == 1
+
+
+def test_missing_points_are_data_problems_and_not_zero() -> None:
+    y = daily()
+    y[60] = None
+    y[61] = math.nan
+    pts = score_series(y, period=7)
+    assert pts[60].label == pts[61].label == 1 and pts[60].direction == "missing"
+    assert sum(p.label for p in pts[62:]) == 0  # the gap did not disturb the model
+
+
+def test_constant_and_bad_series() -> None:
+    pts = score_series([5.0] * 50, period=7)
+    assert all(p.score == 0 and p.label == 0 for p in pts)
+    with pytest.raises(InputError):
+        score_series([])
+    with pytest.raises(InputError):
+        score_series([1.0, 2.0], expected_windows=[True])
+
+
+def test_any_frequency_five_minute_stream() -> None:
+    rng = random.Random(3)
+    y: list[float | None] = [
+        100 + 30 * math.sin(2 * math.pi * t / 288) + rng.gauss(0, 2) for t in range(288 * 4)
+    ]
+    y[900] = float(y[900] or 0) + 40
+    pts = score_series(y, period=288)
+    assert pts[900].label == 1
+    assert sum(p.label for p in pts) <= 3
