@@ -42,6 +42,8 @@ class ServiceSpec:
     publishes: Sequence[str] = ()
     # Long-running loops (a job runner, a scheduler) started after the bus, cancelled at stop.
     background: Sequence[Callable[[Any], Coroutine[Any, Any, None]]] = ()
+    # Path regexes of file uploads, allowed up to settings.max_upload_bytes.
+    upload_paths: Sequence[str] = ()
 
 
 def create_service_app(
@@ -117,7 +119,11 @@ def create_service_app(
     install_error_handlers(app)
     # Outermost last: request context -> body limit -> idempotency -> routes.
     app.add_middleware(IdempotencyMiddleware, ttl_hours=settings.idempotency_ttl_hours)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        uploads=[(p, settings.max_upload_bytes) for p in spec.upload_paths],
+    )
     install_observability(app, spec.name)
 
     def checks(request: Request) -> dict[str, Callable[[], Awaitable[bool]]]:

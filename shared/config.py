@@ -48,6 +48,7 @@ class ServiceSettings(BaseSettings):
     ops_bootstrap_api_key: SecretStr | None = None
 
     max_body_bytes: int = 16 * 1024 * 1024
+    max_upload_bytes: int = 4 * 1024 * 1024 * 1024
     rate_limit_per_second: float = 50.0
     rate_limit_burst: int = 200
     idempotency_ttl_hours: int = 24
@@ -73,6 +74,9 @@ class IngestSettings(ServiceSettings):
     max_rows_per_request: int = Field(default=50_000, ge=1)
     # Rows dated later than the store's local today plus this many days are refused.
     max_future_days: int = 1
+    # File imports: rows per committed batch (the resume granularity) and problems kept per job.
+    import_batch_rows: int = 5000
+    import_max_problems: int = 1000
     # Standard Webhooks: a webhook-timestamp further than this from now is refused (replays).
     webhook_timestamp_tolerance_seconds: int = Field(default=300, ge=1)
     # The delivery processor: woken by each delivery, else polling; a delivery that keeps

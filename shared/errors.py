@@ -7,6 +7,7 @@ responses themselves. Validation errors list every field at fault as `errors: [{
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -224,22 +225,27 @@ def install_error_handlers(app: FastAPI) -> None:
 class BodyLimitMiddleware:
     """Refuse bodies over the limit with 413, whether announced by Content-Length or streamed."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, uploads: Sequence[tuple[str, int]] = ()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # (path regex, limit): file uploads stream to disk and may be larger than JSON bodies.
+        self.uploads = [(re.compile(p), n) for p, n in uploads]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = next((n for p, n in self.uploads if p.fullmatch(scope["path"])), self.max_bytes)
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
                     length = int(value)
                 except ValueError:
                     length = -1
-                if length > self.max_bytes:
-                    await self._reject(scope, send)
+                if length > limit:
+                    await self._reject(scope, send, limit)
                     return
         received = 0
         too_large = False
@@ -252,7 +258,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     # Pretend the client went away: the app stops reading, and whatever it
                     # answers is replaced by the 413 below.
                     too_large = True
@@ -264,21 +270,21 @@ class BodyLimitMiddleware:
             if too_large:
                 if not rejected:
                     rejected = True
-                    await self._reject(scope, send)
+                    await self._reject(scope, send, limit)
                 return
             await send(message)
 
         await self.app(scope, limited_receive, guarded_send)
         if too_large and not rejected:
-            await self._reject(scope, send)
+            await self._reject(scope, send, limit)
 
-    async def _reject(self, scope: Scope, send: Send) -> None:
+    async def _reject(self, scope: Scope, send: Send, limit: int) -> None:
         body = json.dumps(
             {
                 "type": TYPE_BASE + PayloadTooLarge.code,
                 "title": PayloadTooLarge.title,
                 "status": 413,
-                "detail": f"The body is over the limit of {self.max_bytes} bytes",
+                "detail": f"The body is over the limit of {limit} bytes",
                 "instance": scope.get("path"),
             }
         ).encode()

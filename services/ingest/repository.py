@@ -394,3 +394,84 @@ async def stores_of(
     if store_ids is not None:
         q = q.where(STORES.c.id.in_(sorted(store_ids)))
     return list((await session.execute(q.order_by(STORES.c.id))).all())
+
+
+# ---- import jobs -----------------------------------------------------------------------------
+
+
+def _jobs() -> Table:
+    from services.ingest.models import ImportJob
+
+    return ImportJob.__table__  # type: ignore[attr-defined]
+
+
+def _problems() -> Table:
+    from services.ingest.models import ImportProblem
+
+    return ImportProblem.__table__  # type: ignore[attr-defined]
+
+
+async def insert_job(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(_jobs().insert().values(**values))
+
+
+async def get_job(session: AsyncSession, job_id: str, tenant_id: str | None = None) -> Any:
+    t = _jobs()
+    q = select(t).where(t.c.id == job_id)
+    if tenant_id is not None:
+        q = q.where(t.c.tenant_id == tenant_id)
+    return (await session.execute(q)).first()
+
+
+async def update_job(session: AsyncSession, job_id: str, values: dict[str, Any]) -> None:
+    t = _jobs()
+    await session.execute(t.update().where(t.c.id == job_id).values(**values))
+
+
+async def add_job_counts(
+    session: AsyncSession, job_id: str, values: dict[str, Any], counts: dict[str, int]
+) -> None:
+    t = _jobs()
+    await session.execute(
+        t.update()
+        .where(t.c.id == job_id)
+        .values(**values, **{k: t.c[k] + v for k, v in counts.items()})
+    )
+
+
+async def next_job(session: AsyncSession) -> str | None:
+    t = _jobs()
+    return await session.scalar(
+        select(t.c.id)
+        .where(t.c.status.in_(("queued", "running")))
+        .order_by(t.c.created_at)
+        .limit(1)
+    )
+
+
+async def list_jobs(
+    session: AsyncSession, tenant_id: str, store_id: str, limit: int
+) -> Sequence[Any]:
+    t = _jobs()
+    return (
+        await session.execute(
+            select(t)
+            .where(t.c.tenant_id == tenant_id, t.c.store_id == store_id)
+            .order_by(t.c.created_at.desc())
+            .limit(limit)
+        )
+    ).all()
+
+
+async def insert_problems(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(_problems().insert(), list(rows))
+
+
+async def job_problems(session: AsyncSession, job_id: str, after: int, limit: int) -> Sequence[Any]:
+    t = _problems()
+    return (
+        await session.execute(
+            select(t).where(t.c.job_id == job_id, t.c.id > after).order_by(t.c.id).limit(limit)
+        )
+    ).all()

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import anyio
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.datastructures import UploadFile
 
 from services.ingest import service
 from services.ingest.schemas import (
@@ -18,9 +22,11 @@ from services.ingest.schemas import (
     BenchmarksIn,
     CompetitorMetricsIn,
     FxRatesIn,
+    ImportJobOut,
     IngestResult,
     MetricsIn,
     Page,
+    PresetOut,
     Rollup,
     SeriesPoint,
     StoreCreate,
@@ -33,7 +39,7 @@ from services.ingest.schemas import (
 )
 from shared.app import ReadSession, UoW
 from shared.auth import Admin, Operator, Viewer
-from shared.errors import Forbidden
+from shared.errors import Forbidden, ValidationFailed
 
 router = APIRouter(prefix="/v1")
 
@@ -260,3 +266,141 @@ async def post_fx_rates(body: FxRatesIn, principal: Operator, uow: UoW) -> Inges
     out = await service.ingest_fx_rates(uow.session, principal, body.rows)
     await uow.commit()
     return out
+
+
+ENCODINGS = r"^(auto|utf-8|utf-8-sig|gb18030|gbk|latin-1)$"
+
+
+@router.get("/import-presets", response_model=list[PresetOut], tags=["imports"])
+async def get_presets(principal: Viewer) -> list[PresetOut]:
+    return service.list_presets()
+
+
+@router.post(
+    "/stores/{store_id}/metrics/import",
+    status_code=202,
+    response_model=ImportJobOut,
+    tags=["imports"],
+)
+async def post_import(
+    store_id: str,
+    principal: Operator,
+    uow: UoW,
+    request: Request,
+    response: Response,
+    format: Annotated[Literal["csv", "ndjson"] | None, Query()] = None,
+    preset: Annotated[str | None, Query(max_length=64)] = None,
+    encoding: Annotated[
+        str, Query(pattern=r"^(auto|utf-8|utf-8-sig|gb18030|gbk|latin-1)$")
+    ] = "auto",
+) -> ImportJobOut:
+    """Upload a CSV or NDJSON file as the raw body (or as the `file` field of a form); it is
+    streamed to disk and imported by a background job."""
+    settings = request.app.state.settings
+    folder = Path(settings.var_dir) / "imports"
+    path, name, ctype = await _receive_upload(request, folder)
+    fmt = format or (
+        "ndjson" if "ndjson" in ctype or name.endswith((".ndjson", ".jsonl")) else "csv"
+    )
+    try:
+        job = await service.create_import(
+            uow.session,
+            principal,
+            store_id,
+            path=path,
+            file_name=name,
+            fmt=fmt,
+            preset=preset,
+            encoding=encoding,
+        )
+        await uow.commit()
+    except BaseException:
+        await anyio.Path(path).unlink(missing_ok=True)
+        raise
+    wake = getattr(request.app.state, "import_wake", None)
+    if wake is not None:
+        wake.set()
+    response.headers["Location"] = f"/v1/imports/{job.id}"
+    return job
+
+
+async def _receive_upload(request: Request, folder: Path) -> tuple[Path, str, str]:
+    """Stream the upload to disk (memory stays flat whatever the size)."""
+    await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4()}.upload"
+    ctype = request.headers.get("content-type", "")
+    name = "upload"
+    try:
+        if ctype.startswith("multipart/form-data"):
+            form = await request.form(max_files=1, max_fields=10)
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise ValidationFailed(
+                    [{"loc": ["body", "file"], "msg": "send the file in the `file` field"}]
+                )
+            name = upload.filename or name
+            ctype = upload.content_type or ""
+            async with await anyio.open_file(path, "wb") as out:
+                while chunk := await upload.read(1 << 20):
+                    await out.write(chunk)
+        else:
+            async with await anyio.open_file(path, "wb") as out:
+                async for chunk in request.stream():
+                    await out.write(chunk)
+            disposition = request.headers.get("content-disposition", "")
+            if "filename=" in disposition:
+                name = disposition.split("filename=", 1)[1].strip('"; ')
+    except BaseException:
+        await anyio.Path(path).unlink(missing_ok=True)
+        raise
+    if (await anyio.Path(path).stat()).st_size == 0:
+        await anyio.Path(path).unlink(missing_ok=True)
+        raise ValidationFailed([{"loc": ["body"], "msg": "the file is empty"}])
+    return path, name, ctype
+
+
+@router.get("/stores/{store_id}/imports", response_model=list[ImportJobOut], tags=["imports"])
+async def list_imports(
+    store_id: str,
+    principal: Viewer,
+    session: ReadSession,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[ImportJobOut]:
+    return await service.list_imports(session, principal, store_id, limit)
+
+
+@router.get("/imports/{job_id}", response_model=ImportJobOut, tags=["imports"])
+async def get_import(job_id: str, principal: Viewer, session: ReadSession) -> ImportJobOut:
+    return await service.get_import(session, principal, job_id)
+
+
+@router.get(
+    "/imports/{job_id}/problems", tags=["imports"], responses={200: {"content": {"text/csv": {}}}}
+)
+async def get_import_problems(
+    job_id: str,
+    principal: Viewer,
+    session: ReadSession,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Any:
+    after = service.decode_offset(cursor)
+    problems, nxt = await service.import_problems(
+        session, principal, job_id, after=after, limit=limit
+    )
+    if format == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["line", "column", "message"])
+        for p in problems:
+            writer.writerow([p.line, p.column or "", p.message])
+        return Response(
+            buf.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="import-{job_id}-problems.csv"'},
+        )
+    return {
+        "items": [p.model_dump() for p in problems],
+        "next_cursor": service.encode_cursor(str(nxt)) if nxt else None,
+    }

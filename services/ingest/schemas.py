@@ -325,3 +325,40 @@ class RollupPoint(BaseModel):
 class Rollup(BaseModel):
     currency: str
     items: list[RollupPoint]
+
+
+class ImportJobOut(BaseModel):
+    id: str
+    store_id: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    format: str
+    preset: str | None
+    file_name: str
+    file_size: int
+    bytes_done: int
+    lines_done: int
+    progress: float
+    rows_accepted: int
+    rows_updated: int
+    rows_duplicate: int
+    rows_rejected: int
+    problems_kept: int
+    warnings: list[str]
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class ImportProblemOut(BaseModel):
+    line: int
+    column: str | None
+    message: str
+
+
+class PresetOut(BaseModel):
+    name: str
+    description: str
+    layout: str
+    date_column: str
+    columns: dict[str, str]
+    sample: str

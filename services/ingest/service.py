@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import secrets
@@ -9,12 +10,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.ingest import fileformats
 from services.ingest import repository as repo
 from services.ingest.models import BenchmarkRow, CompetitorRow, MetricRow
 from services.ingest.schemas import (
@@ -26,9 +29,12 @@ from services.ingest.schemas import (
     ApiKeyOut,
     BenchmarksIn,
     CompetitorMetricsIn,
+    ImportJobOut,
+    ImportProblemOut,
     IngestResult,
     MetricRowIn,
     Page,
+    PresetOut,
     StoreCreate,
     StoreOut,
     StoreUpdate,
@@ -840,3 +846,219 @@ async def read_rollup(
         item["values"] = _with_derived(totals[key], metrics)
         items.append(item)
     return {"currency": target, "items": items}
+
+
+# ---- file imports ----------------------------------------------------------------------------
+
+
+def _job_out(row: Any) -> ImportJobOut:
+    span = max(1, row.file_size - int(row.options.get("header_end", 0)))
+    done = max(0, row.bytes_done - int(row.options.get("header_end", 0)))
+    return ImportJobOut(
+        id=row.id,
+        store_id=row.store_id,
+        status=row.status,
+        format=row.format,
+        preset=row.preset,
+        file_name=row.file_name,
+        file_size=row.file_size,
+        bytes_done=row.bytes_done,
+        lines_done=row.lines_done,
+        progress=1.0 if row.status == "succeeded" else round(min(1.0, done / span), 4),
+        rows_accepted=row.rows_accepted,
+        rows_updated=row.rows_updated,
+        rows_duplicate=row.rows_duplicate,
+        rows_rejected=row.rows_rejected,
+        problems_kept=int(row.options.get("problems_kept", 0)),
+        warnings=list(row.options.get("mapping", {}).get("warnings", [])),
+        error=row.error,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+    )
+
+
+async def create_import(
+    session: AsyncSession,
+    principal: Principal,
+    store_id: str,
+    *,
+    path: Path,
+    file_name: str,
+    fmt: str,
+    preset: str | None,
+    encoding: str = "auto",
+) -> ImportJobOut:
+    """Register an uploaded file as a job: the header is checked now, the rows by the runner."""
+    await _visible_store(session, principal, store_id)
+    declared = encoding
+    if preset in fileformats.presets():
+        declared = fileformats.presets()[preset].encoding
+    try:
+        size, enc, header, header_end, header_lines, mapping = await asyncio.to_thread(
+            fileformats.inspect_file, path, fmt, preset, declared
+        )
+    except fileformats.HeaderProblem as exc:
+        raise ValidationFailed(
+            [{"loc": ["body", "header", col], "msg": msg} for col, msg in exc.problems]
+        ) from exc
+    now = _now()
+    job_id = str(uuid.uuid4())
+    values = {
+        "id": job_id,
+        "tenant_id": principal.tenant_id,
+        "store_id": store_id,
+        "status": "queued",
+        "format": fmt,
+        "preset": preset,
+        "file_path": str(path),
+        "file_name": file_name[:255],
+        "file_size": size,
+        "bytes_done": header_end,
+        "lines_done": header_lines,
+        "rows_accepted": 0,
+        "rows_updated": 0,
+        "rows_duplicate": 0,
+        "rows_rejected": 0,
+        "created_at": now,
+        "updated_at": now,
+        "finished_at": None,
+        "error": None,
+        "options": {
+            "encoding": enc,
+            "header": header,
+            "header_end": header_end,
+            "mapping": mapping.to_json(),
+            "problems_kept": 0,
+        },
+    }
+    await repo.insert_job(session, values)
+    return _job_out(await repo.get_job(session, job_id))
+
+
+async def get_import(session: AsyncSession, principal: Principal, job_id: str) -> ImportJobOut:
+    row = await repo.get_job(session, job_id, principal.tenant_id)
+    if row is None or not principal.can_see_store(row.store_id):
+        raise NotFound(f"Import {job_id!r} not found")
+    return _job_out(row)
+
+
+async def list_imports(
+    session: AsyncSession, principal: Principal, store_id: str, limit: int
+) -> list[ImportJobOut]:
+    await _visible_store(session, principal, store_id)
+    return [
+        _job_out(r) for r in await repo.list_jobs(session, principal.tenant_id, store_id, limit)
+    ]
+
+
+async def import_problems(
+    session: AsyncSession, principal: Principal, job_id: str, *, after: int, limit: int
+) -> tuple[list[ImportProblemOut], int | None]:
+    await get_import(session, principal, job_id)
+    rows = await repo.job_problems(session, job_id, after, limit + 1)
+    nxt = rows[limit - 1].id if len(rows) > limit else None
+    return [
+        ImportProblemOut(line=r.line, column=r.column, message=r.message) for r in rows[:limit]
+    ], nxt
+
+
+def list_presets() -> list[PresetOut]:
+    out = []
+    for p in fileformats.presets().values():
+        columns = {c: s["metric"] for c, s in p.metrics.items()}
+        columns.update({c: f"dimension {s['name']}" for c, s in p.dimensions.items()})
+        columns[p.date_column] = "date"
+        out.append(
+            PresetOut(
+                name=p.name,
+                description=p.description,
+                layout=p.layout,
+                date_column=p.date_column,
+                columns=columns,
+                sample=p.sample,
+            )
+        )
+    return out
+
+
+async def run_import_batch(
+    session: AsyncSession, job_id: str, *, batch_rows: int = 5000, max_problems: int = 1000
+) -> bool:
+    """Import the next batch of a job from its last committed byte offset; the rows, the
+    problems and the new offset commit together (the caller commits), so a crash at any point
+    resumes exactly where the last batch ended. Returns whether there is more to do."""
+    job = await repo.get_job(session, job_id)
+    if job is None or job.status not in ("queued", "running"):
+        return False
+    store = await repo.get_store(session, job.tenant_id, job.store_id)
+    principal = Principal(
+        tenant_id=job.tenant_id, user_id="import", key_id="import", role="admin", store_ids=None
+    )
+    opts = job.options
+    latest = datetime.now(ZoneInfo(store.timezone)).date() + timedelta(days=1)
+    try:
+        batch = await asyncio.to_thread(
+            fileformats.parse_batch,
+            Path(job.file_path),
+            job.format,
+            opts["encoding"],
+            opts["header"],
+            fileformats.Mapping.from_json(opts["mapping"]),
+            job.bytes_done,
+            job.lines_done,
+            batch_rows,
+            latest,
+        )
+    except OSError as exc:
+        await fail_import(session, job_id, f"the uploaded file is gone: {exc}")
+        return False
+    rows, problems, rejected, finished = batch.rows, batch.problems, batch.rejected, batch.done
+    end_offset, end_line = batch.end_offset, batch.end_line
+    counts = {"rows_rejected": rejected}
+    if rows:
+        res = await ingest_metrics(
+            session,
+            principal,
+            job.store_id,
+            rows,
+            source="import",
+            max_rows=max(batch_rows, len(rows)),
+        )
+        counts.update(
+            rows_accepted=res.accepted, rows_updated=res.updated, rows_duplicate=res.duplicates
+        )
+    kept = int(opts.get("problems_kept", 0))
+    room = max(0, max_problems - kept)
+    await repo.insert_problems(session, [{"job_id": job_id, **p} for p in problems[:room]])
+    now = _now()
+    values: dict[str, Any] = {
+        "status": "succeeded" if finished else "running",
+        "bytes_done": end_offset,
+        "lines_done": end_line,
+        "updated_at": now,
+        "options": {**opts, "problems_kept": kept + min(room, len(problems))},
+    }
+    if finished:
+        values["finished_at"] = now
+    await repo.add_job_counts(session, job_id, values, counts)
+    if finished:
+        await record_delivery(session, job.tenant_id, job.store_id, "import", "delivered")
+    return not finished
+
+
+async def cleanup_import_file(session: AsyncSession, job_id: str) -> None:
+    """Once a job has ended, its upload is not kept (rows are in the database)."""
+    job = await repo.get_job(session, job_id)
+    if job is not None and job.status in ("succeeded", "failed"):
+        await asyncio.to_thread(Path(job.file_path).unlink, missing_ok=True)
+
+
+async def fail_import(session: AsyncSession, job_id: str, error: str) -> None:
+    job = await repo.get_job(session, job_id)
+    await repo.update_job(
+        session,
+        job_id,
+        {"status": "failed", "error": error[:2000], "finished_at": _now(), "updated_at": _now()},
+    )
+    if job is not None:
+        await record_delivery(session, job.tenant_id, job.store_id, "import", "failed", error)

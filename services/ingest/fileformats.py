@@ -1,0 +1,540 @@
+"""File formats of imports (pure: no database, no clock): presets as data, the header mapping,
+streaming readers that know the byte offset after every record, and records turned into rows.
+
+A CSV is long (date, metric, value, dimension columns) or wide (date, dimension columns, one
+column per metric); NDJSON holds one object per line, long ({"date","metric","value",
+"dimensions"}) or wide ({"date", "dimensions", "<metric>": value ...}). Presets map the exports
+operators really have (presets/*.yaml) onto the same rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from shared.events.common import DERIVED_METRICS, RAW_METRICS
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+KNOWN_DIMENSIONS = ("channel", "device", "region", "category", "product_id", "copy_id", "campaign")
+DIM_PREFIX = "dim."
+_NUMBER_JUNK = re.compile(r"[,\s\u00a0'¥$€£]")
+
+
+class HeaderProblem(Exception):
+    """The file's header cannot be mapped: [(column, message)]."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{c}: {m}" for c, m in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    layout: str
+    encoding: str
+    date_column: str
+    date_formats: tuple[str, ...]
+    dimensions: dict[str, dict[str, Any]]
+    constants: dict[str, str]
+    metrics: dict[str, dict[str, str]]
+    ignore: frozenset[str]
+    sample: str
+
+
+@lru_cache(maxsize=1)
+def presets() -> dict[str, Preset]:
+    out = {}
+    for path in sorted(PRESETS_DIR.glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        dims = {
+            col: (spec if isinstance(spec, dict) else {"name": spec})
+            for col, spec in (raw.get("dimensions") or {}).items()
+        }
+        out[raw["name"]] = Preset(
+            name=raw["name"],
+            description=" ".join(raw["description"].split()),
+            layout=raw["layout"],
+            encoding=raw.get("encoding", "utf-8-sig"),
+            date_column=raw["date"]["column"],
+            date_formats=tuple(raw["date"]["formats"]),
+            dimensions=dims,
+            constants=dict(raw.get("constants") or {}),
+            metrics=dict(raw["metrics"]),
+            ignore=frozenset(raw.get("ignore") or ()),
+            sample=raw.get("sample", ""),
+        )
+    return out
+
+
+@dataclass
+class Mapping:
+    """How the columns of one file become rows."""
+
+    layout: str  # long | wide
+    date_col: str
+    date_formats: tuple[str, ...] = ("%Y-%m-%d",)
+    metric_col: str | None = None
+    value_col: str | None = None
+    metric_cols: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    dim_cols: dict[str, tuple[str, dict[str, str] | None, str | None]] = field(default_factory=dict)
+    constants: dict[str, str] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "layout": self.layout,
+            "date_col": self.date_col,
+            "date_formats": list(self.date_formats),
+            "metric_col": self.metric_col,
+            "value_col": self.value_col,
+            "metric_cols": {k: list(v) for k, v in self.metric_cols.items()},
+            "dim_cols": {k: list(v) for k, v in self.dim_cols.items()},
+            "constants": self.constants,
+            "ignored": self.ignored,
+            "warnings": self.warnings,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Mapping:
+        return cls(
+            layout=d["layout"],
+            date_col=d["date_col"],
+            date_formats=tuple(d["date_formats"]),
+            metric_col=d["metric_col"],
+            value_col=d["value_col"],
+            metric_cols={k: (v[0], v[1]) for k, v in d["metric_cols"].items()},
+            dim_cols={k: (v[0], v[1], v[2]) for k, v in d["dim_cols"].items()},
+            constants=d["constants"],
+            ignored=d["ignored"],
+            warnings=d["warnings"],
+        )
+
+
+def _is_metric(name: str) -> bool:
+    return name in RAW_METRICS or (name.startswith("custom.") and len(name) > 7)
+
+
+def _dimension_name(col: str) -> str | None:
+    if col in KNOWN_DIMENSIONS:
+        return col
+    if col.startswith(DIM_PREFIX) and re.fullmatch(r"[a-z][a-z0-9_]{0,63}", col[4:]):
+        return col[4:]
+    return None
+
+
+def resolve_mapping(
+    header: list[str], *, preset: str | None = None, ndjson: bool = False
+) -> Mapping:
+    """Map a header (the column names, or an NDJSON object's keys) or raise HeaderProblem."""
+    cols = [c.strip() for c in header]
+    problems: list[tuple[str, str]] = []
+    dupes = {c for c in cols if cols.count(c) > 1}
+    for c in sorted(dupes):
+        problems.append((c, "column appears more than once"))
+    if preset is not None:
+        p = presets().get(preset)
+        if p is None:
+            raise HeaderProblem(
+                [("preset", f"unknown preset {preset!r}; one of: " + ", ".join(sorted(presets())))]
+            )
+        if p.date_column not in cols:
+            problems.append((p.date_column, "the preset's date column is missing"))
+        m = Mapping(
+            layout="wide",
+            date_col=p.date_column,
+            date_formats=p.date_formats,
+            constants=dict(p.constants),
+        )
+        for c in cols:
+            if c == p.date_column:
+                continue
+            if c in p.metrics:
+                spec = p.metrics[c]
+                m.metric_cols[c] = (spec["metric"], spec.get("transform"))
+            elif c in p.dimensions:
+                dspec = p.dimensions[c]
+                m.dim_cols[c] = (dspec["name"], dspec.get("values"), dspec.get("default"))
+            elif c in p.ignore:
+                m.ignored.append(c)
+            else:
+                # Exports gain columns over time: an unknown one is reported, not fatal.
+                m.ignored.append(c)
+                m.warnings.append(f"column {c!r} is not in preset {preset!r} and was ignored")
+        if not m.metric_cols:
+            problems.append(
+                (
+                    "header",
+                    f"none of the preset's metric columns is present "
+                    f"({', '.join(sorted(p.metrics))})",
+                )
+            )
+        if problems:
+            raise HeaderProblem(problems)
+        return m
+
+    if "date" not in cols:
+        problems.append(("date", "a date column is required"))
+    long = "metric" in cols or "value" in cols
+    m = Mapping(layout="long" if long else "wide", date_col="date")
+    if long:
+        for need in ("metric", "value"):
+            if need not in cols:
+                problems.append((need, "a long file needs both metric and value columns"))
+        m.metric_col, m.value_col = "metric", "value"
+    for c in cols:
+        if c in ("date", "metric", "value") or (ndjson and c == "dimensions"):
+            continue
+        if not long and _is_metric(c):
+            m.metric_cols[c] = (c, None)
+            continue
+        dim = _dimension_name(c)
+        if dim is not None:
+            m.dim_cols[c] = (dim, None, None)
+        elif c in DERIVED_METRICS:
+            problems.append((c, f"{c} is derived from base metrics; send its parts instead"))
+        else:
+            problems.append(
+                (
+                    c,
+                    "unknown column: not a metric, nor a dimension (channel, "
+                    "device, region, category, product_id, copy_id, campaign, "
+                    "or dim.<name>)",
+                )
+            )
+    if not long and not m.metric_cols and not ndjson:
+        problems.append(("header", "no metric column (a wide file has one column per metric)"))
+    if problems:
+        raise HeaderProblem(problems)
+    return m
+
+
+def parse_number(raw: str) -> float | None:
+    """'1,234.50' -> 1234.5; '' and '-' -> None (no value); anything else non-numeric raises."""
+    text = _NUMBER_JUNK.sub("", raw)
+    if text in ("", "-", "--"):
+        return None
+    if text.endswith("%"):
+        raise ValueError("a percentage is not a base metric")
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("not a finite number")
+    return value
+
+
+def parse_date(raw: str, formats: tuple[str, ...]) -> date:
+    text = raw.strip()
+    for fmt in formats:
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise ValueError(f"not a date in the expected format ({', '.join(formats)})")
+
+
+Problem = tuple[str | None, str]  # (column, message)
+
+
+def record_rows(record: dict[str, Any], m: Mapping) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """One CSV record (column -> text) or NDJSON object into metric rows, or problems."""
+    problems: list[Problem] = []
+    raw_date = record.get(m.date_col)
+    if raw_date is None or (isinstance(raw_date, str) and not raw_date.strip()):
+        return [], [(m.date_col, "the date is missing")]
+    try:
+        day = parse_date(str(raw_date), m.date_formats)
+    except ValueError as exc:
+        return [], [(m.date_col, str(exc))]
+    dims = dict(m.constants)
+    nested = record.get("dimensions")
+    if nested is not None:
+        if not isinstance(nested, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in nested.items()
+        ):
+            return [], [("dimensions", "dimensions must be an object of strings")]
+        dims.update(nested)
+    for col, (name, values, default) in m.dim_cols.items():
+        raw = record.get(col)
+        text = "" if raw is None else str(raw).strip()
+        if values is not None:
+            text = values.get(text, default or "")
+        if text:
+            dims[name] = text
+    rows: list[dict[str, Any]] = []
+    if m.layout == "long":
+        metric = record.get(m.metric_col or "metric")
+        if not isinstance(metric, str) or not metric.strip():
+            return [], [(m.metric_col, "the metric is missing")]
+        try:
+            value = _value(record.get(m.value_col or "value"))
+        except ValueError as exc:
+            return [], [(m.value_col, str(exc))]
+        if value is None:
+            return [], [(m.value_col, "the value is missing")]
+        rows.append({"date": day, "metric": metric.strip(), "value": value, "dimensions": dims})
+        return rows, problems
+    for col, (metric, transform) in m.metric_cols.items():
+        try:
+            value = _value(record.get(col))
+        except ValueError as exc:
+            problems.append((col, str(exc)))
+            continue
+        if value is None:
+            continue
+        if transform == "abs":
+            value = abs(value)
+        rows.append({"date": day, "metric": metric, "value": value, "dimensions": dict(dims)})
+    return (rows, problems) if not problems else ([], problems)
+
+
+def _value(raw: Any) -> float | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool):
+        raise ValueError("not a number")
+    if isinstance(raw, int | float):
+        if not math.isfinite(float(raw)):
+            raise ValueError("not a finite number")
+        return float(raw)
+    if isinstance(raw, str):
+        try:
+            return parse_number(raw)
+        except ValueError as exc:
+            msg = str(exc)
+            raise ValueError(
+                msg if "percentage" in msg or "finite" in msg else f"not a number: {raw[:40]!r}"
+            ) from None
+    raise ValueError("not a number")
+
+
+# ---- streaming readers ------------------------------------------------------------------------
+
+
+def sniff_encoding(head: bytes, declared: str = "auto") -> str:
+    if declared not in ("auto", ""):
+        return declared
+    cut = head.rfind(b"\n")
+    sample = head if cut < 0 else head[: cut + 1]
+    try:
+        sample.decode("utf-8")
+        return "utf-8-sig"
+    except UnicodeDecodeError:
+        return "gb18030"
+
+
+class _Lines:
+    """Decoded lines of a binary file from a byte offset, counting bytes and lines as the csv
+    reader pulls them (it pulls exactly one record's lines at a time)."""
+
+    def __init__(self, f: IO[bytes], encoding: str, offset: int, line: int) -> None:
+        self.f = f
+        self.encoding = encoding
+        self.offset = offset
+        self.line = line
+        f.seek(offset)
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        raw = self.f.readline()
+        if not raw:
+            raise StopIteration
+        self.offset += len(raw)
+        self.line += 1
+        if self.line == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            return raw.decode(self.encoding)
+        except UnicodeDecodeError:
+            return raw.decode(self.encoding, errors="replace")
+
+
+@dataclass
+class Record:
+    line: int  # the record's first line in the file (1-based)
+    end_offset: int  # byte offset just after the record
+    end_line: int
+    values: dict[str, Any] | None  # None when the record itself is broken
+    problem: str | None = None
+
+
+def read_header(f: IO[bytes], fmt: str, encoding: str) -> tuple[list[str], int, int]:
+    """(column names, byte offset after the header, lines it took). NDJSON has no header: the
+    first object's keys stand for it and reading starts at 0."""
+    f.seek(0)
+    if fmt == "ndjson":
+        first = f.readline()
+        try:
+            obj = json.loads(first.decode(encoding))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise HeaderProblem([("line 1", f"not a JSON object: {exc}")]) from exc
+        if not isinstance(obj, dict):
+            raise HeaderProblem([("line 1", "each line must be a JSON object")])
+        return list(obj), 0, 0
+    lines = _Lines(f, encoding, 0, 0)
+    top = next(lines, None)
+    if top is None or not top.strip():
+        raise HeaderProblem([("header", "the file is empty or starts with an empty line")])
+    try:
+        header = next(csv.reader([top.rstrip("\r\n")], strict=True))
+    except csv.Error as exc:
+        raise HeaderProblem([("header", f"broken CSV header: {exc}")]) from exc
+    return header, lines.offset, lines.line
+
+
+def read_records(
+    f: IO[bytes], fmt: str, encoding: str, header: list[str], offset: int, line: int
+) -> Iterator[Record]:
+    """Records from a byte offset on; a broken record is yielded with its problem."""
+    lines = _Lines(f, encoding, offset, line)
+    if fmt == "ndjson":
+        for text in lines:
+            start = lines.line
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except ValueError as exc:
+                yield Record(start, lines.offset, lines.line, None, f"not JSON: {exc}")
+                continue
+            if not isinstance(obj, dict):
+                yield Record(start, lines.offset, lines.line, None, "not a JSON object")
+                continue
+            yield Record(start, lines.offset, lines.line, obj)
+        return
+    names = [h.strip() for h in header]
+    # One physical line is one record: a stray quote then spoils its own line only, instead of
+    # swallowing the rest of the file into one field (metric exports have no multi-line cells).
+    for text in lines:
+        start = lines.line
+        if not text.strip():
+            continue
+        try:
+            fields = next(csv.reader([text.rstrip("\r\n")], strict=True))
+        except csv.Error as exc:
+            yield Record(start, lines.offset, lines.line, None, f"broken CSV: {exc}")
+            continue
+        if len(fields) != len(names):
+            yield Record(
+                start,
+                lines.offset,
+                lines.line,
+                None,
+                f"{len(fields)} fields where the header has {len(names)}",
+            )
+            continue
+        yield Record(start, lines.offset, lines.line, dict(zip(names, fields, strict=True)))
+
+
+# ---- whole steps, run in a worker thread (file I/O stays off the event loop) -------------------
+
+
+def inspect_file(
+    path: Path, fmt: str, preset: str | None, declared: str
+) -> tuple[int, str, list[str], int, int, Mapping]:
+    """(size, encoding, header, byte offset after it, its lines, mapping) or HeaderProblem."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        enc = sniff_encoding(f.read(65536), declared)
+        header, header_end, header_lines = read_header(f, fmt, enc)
+    mapping = resolve_mapping(header, preset=preset, ndjson=fmt == "ndjson")
+    return size, enc, header, header_end, header_lines, mapping
+
+
+@dataclass
+class Batch:
+    rows: list[Any]
+    problems: list[dict[str, Any]]
+    rejected: int
+    end_offset: int
+    end_line: int
+    done: bool
+
+
+def parse_batch(
+    path: Path,
+    fmt: str,
+    encoding: str,
+    header: list[str],
+    mapping: Mapping,
+    offset: int,
+    line: int,
+    batch_rows: int,
+    latest: date,
+) -> Batch:
+    """The next records from `offset` into validated rows, up to `batch_rows` rows. A repeated
+    identity ends the batch, so that the later value counts as an update exactly as if the
+    lines had been sent one at a time."""
+    from pydantic import ValidationError
+
+    from services.ingest.schemas import MetricRowIn
+
+    rows: list[MetricRowIn] = []
+    keys: set[tuple[Any, ...]] = set()
+    problems: list[dict[str, Any]] = []
+    rejected = 0
+    end_offset, end_line = offset, line
+    with path.open("rb") as f:
+        for rec in read_records(f, fmt, encoding, header, offset, line):
+            if rec.values is None:
+                rejected += 1
+                problems.append({"line": rec.line, "column": None, "message": rec.problem})
+                end_offset, end_line = rec.end_offset, rec.end_line
+                continue
+            parsed, errs = record_rows(rec.values, mapping)
+            good: list[MetricRowIn] = []
+            for r in parsed:
+                try:
+                    row = MetricRowIn(**r)
+                except ValidationError as exc:
+                    errs.append(_row_problem(exc, mapping))
+                    continue
+                if row.date > latest:
+                    errs.append(
+                        (
+                            mapping.date_col,
+                            f"date {row.date} is in the future for the store's timezone",
+                        )
+                    )
+                    continue
+                good.append(row)
+            if errs:
+                rejected += 1
+                problems.extend(
+                    {"line": rec.line, "column": c, "message": m[:500]} for c, m in errs
+                )
+                end_offset, end_line = rec.end_offset, rec.end_line
+                continue
+            new_keys = {(g.date, g.metric, json.dumps(g.dimensions, sort_keys=True)) for g in good}
+            if keys & new_keys or len(rows) + len(good) > batch_rows:
+                return Batch(rows, problems, rejected, end_offset, end_line, done=False)
+            keys |= new_keys
+            rows.extend(good)
+            end_offset, end_line = rec.end_offset, rec.end_line
+    return Batch(rows, problems, rejected, end_offset, end_line, done=True)
+
+
+def _row_problem(exc: Any, mapping: Mapping) -> tuple[str | None, str]:
+    err = exc.errors()[0]
+    field = str(err["loc"][0]) if err["loc"] else None
+    column = {
+        "date": mapping.date_col,
+        "metric": mapping.metric_col,
+        "value": mapping.value_col,
+    }.get(field or "", field)
+    if field == "value" and mapping.layout == "wide":
+        column = None  # several metric columns: the message names the metric
+    return column, str(err["msg"])
