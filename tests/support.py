@@ -311,3 +311,45 @@ async def campaigns_counts(h: Harness) -> dict[str, int]:
             OutboxMessage,
         )
     }
+
+
+async def campaigns_tenant(
+    h: Harness,
+    tenant: str,
+    stores: list[str],
+    *,
+    market: str = "US",
+    timezone: str = "America/New_York",
+    currency: str = "USD",
+) -> dict[str, dict[str, str]]:
+    """Stores and keys of a tenant, delivered to campaigns as ingest events (as in production):
+    one key per role plus an operator key scoped to the first store."""
+    from services.campaigns.models import KnownStore
+    from shared.auth import AuthKey
+
+    keys: dict[str, dict[str, str]] = {}
+    events: list[Any] = []
+    for role, scope in (
+        ("admin", None),
+        ("operator", None),
+        ("viewer", None),
+        ("scoped", stores[:1]),
+    ):
+        token = f"ops_{tenant}_{role}_0123456789abcdef"
+        events.append(api_key_event(token, tenant, "operator" if role == "scoped" else role, scope))
+        keys[role] = {"Authorization": f"Bearer {token}"}
+    for sid in stores:
+        events.append(
+            store_event(sid, tenant=tenant, market=market, timezone=timezone, currency=currency)
+        )
+    before_keys = await h.count(AuthKey)
+    before_stores = await h.count(KnownStore)
+    await publish(h.app, *events)
+
+    async def arrived() -> bool:
+        return await h.count(AuthKey) >= before_keys + 4 and await h.count(
+            KnownStore
+        ) >= before_stores + len(stores)
+
+    await wait_until(arrived, timeout=20)
+    return keys
