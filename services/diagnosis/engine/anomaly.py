@@ -30,7 +30,7 @@ PointDirection = Literal["up", "down", "flat", "missing"]
 
 @dataclass(frozen=True)
 class AnomalyConfig:
-    k: float = 4.0  # label threshold on |z|
+    k: float = 4.5  # label threshold on |z|
     alpha: float = 0.15  # level
     beta: float = 0.02  # trend
     gamma: float = 0.1  # season

@@ -8,7 +8,7 @@ medians, so one odd day (or one festival day) in the window does not move them m
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -63,16 +63,23 @@ def compute_baseline(
     kind: Baseline,
     *,
     phases: Sequence[PhaseWindow] = (),
+    exclude: Collection[date] = (),
 ) -> BaselineValue:
-    """The baseline `kind` of `day` (see the module docstring)."""
+    """The baseline `kind` of `day` (see the module docstring).
+
+    `exclude` are context days (a festival, a campaign, a holiday) that are not a normal day's
+    baseline: previous_day and same_weekday_last_week step further back (a day, a week, up to
+    eight times: a Double 11 season is four weeks long), the trailing windows leave them out.
+    same_phase_last_year keeps them: a phase is compared with the same phase.
+    """
     if kind == "previous_day":
-        wanted = [day - timedelta(days=1)]
+        wanted = [_skip(day, 1, exclude)]
     elif kind == "same_weekday_last_week":
-        wanted = [day - timedelta(days=7)]
+        wanted = [_skip(day, 7, exclude)]
     elif kind == "trailing_7d":
-        wanted = [day - timedelta(days=i) for i in range(1, 8)]
+        wanted = [d for i in range(1, 8) if (d := day - timedelta(days=i)) not in exclude]
     elif kind == "trailing_28d":
-        wanted = [day - timedelta(days=i) for i in range(1, 29)]
+        wanted = [d for i in range(1, 29) if (d := day - timedelta(days=i)) not in exclude]
     elif kind == "same_phase_last_year":
         wanted = [same_phase_last_year(day, phases)]
     else:  # pragma: no cover - Literal exhausts it
@@ -80,7 +87,7 @@ def compute_baseline(
     present = [(d, v) for d in wanted if (v := _get(series, d)) is not None]
     missing = tuple(d for d in wanted if _get(series, d) is None)
     dates = tuple(d for d, _ in present)
-    if not present:
+    if not present or not wanted:
         return BaselineValue(kind, None, dates, missing)
     if len(wanted) > 1:
         if len(present) < MIN_PRESENT * len(wanted):
@@ -89,6 +96,15 @@ def compute_baseline(
     else:
         value = present[0][1]
     return BaselineValue(kind, value, dates, missing)
+
+
+def _skip(day: date, step: int, exclude: Collection[date]) -> date:
+    d = day - timedelta(days=step)
+    for _ in range(8):
+        if d not in exclude:
+            return d
+        d -= timedelta(days=step)
+    return day - timedelta(days=step)
 
 
 def same_phase_last_year(day: date, phases: Sequence[PhaseWindow]) -> date:

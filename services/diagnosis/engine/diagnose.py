@@ -66,6 +66,10 @@ class StoreDay:
     phases: Sequence[PhaseWindow] = ()
     context_days: Collection[date] = ()  # campaign windows and holidays: expected, not incidents
 
+    @property
+    def context(self) -> frozenset[date]:
+        return frozenset(self.context_days)
+
 
 @dataclass(frozen=True)
 class Report:
@@ -118,18 +122,24 @@ def _base(
 ) -> float | None:
     if metric in RATIOS:
         num, den = RATIOS[metric]
-        n = compute_baseline(_metric_series(series, num), day, sd.baseline, phases=sd.phases).value
-        d = compute_baseline(_metric_series(series, den), day, sd.baseline, phases=sd.phases).value
+        n = compute_baseline(
+            _metric_series(series, num), day, sd.baseline, phases=sd.phases, exclude=sd.context
+        ).value
+        d = compute_baseline(
+            _metric_series(series, den), day, sd.baseline, phases=sd.phases, exclude=sd.context
+        ).value
         return n / d if n is not None and d else None
     return compute_baseline(
-        _metric_series(series, metric), day, sd.baseline, phases=sd.phases
+        _metric_series(series, metric), day, sd.baseline, phases=sd.phases, exclude=sd.context
     ).value
 
 
 def _market_base(
     bench: Mapping[date, Mapping[str, float]], day: date, sd: StoreDay, metric: str
 ) -> float | None:
-    return compute_baseline(_metric_series(bench, metric), day, sd.baseline, phases=sd.phases).value
+    return compute_baseline(
+        _metric_series(bench, metric), day, sd.baseline, phases=sd.phases, exclude=sd.context
+    ).value
 
 
 def diagnose_store_day(sd: StoreDay) -> Report:
@@ -212,7 +222,9 @@ def diagnose_store_day(sd: StoreDay) -> Report:
                 )
     for metric in SCORE_METRICS:
         v = scores.get(day, {}).get(metric)
-        b = compute_baseline(_metric_series(scores, metric), day, sd.baseline).value
+        b = compute_baseline(
+            _metric_series(scores, metric), day, sd.baseline, exclude=sd.context
+        ).value
         facts[f"chg.{metric}.all"] = compare(v, b).change
         if v is not None:
             kpis.append(kpi(metric, v, b))
@@ -363,10 +375,10 @@ def _leaf_rca(sd: StoreDay, metric: str, ratio: bool) -> tuple[str, list[RootCau
             if den not in cur:
                 continue
             bn = compute_baseline(
-                _metric_series(ser, num), sd.day, sd.baseline, phases=sd.phases
+                _metric_series(ser, num), sd.day, sd.baseline, phases=sd.phases, exclude=sd.context
             ).value
             bd = compute_baseline(
-                _metric_series(ser, den), sd.day, sd.baseline, phases=sd.phases
+                _metric_series(ser, den), sd.day, sd.baseline, phases=sd.phases, exclude=sd.context
             ).value
             if bn is None or bd is None:
                 continue
@@ -375,7 +387,11 @@ def _leaf_rca(sd: StoreDay, metric: str, ratio: bool) -> tuple[str, list[RootCau
             )
         else:
             b = compute_baseline(
-                _metric_series(ser, metric), sd.day, sd.baseline, phases=sd.phases
+                _metric_series(ser, metric),
+                sd.day,
+                sd.baseline,
+                phases=sd.phases,
+                exclude=sd.context,
             ).value
             if b is None:
                 continue

@@ -223,6 +223,13 @@ class Finding:
         return self.code, self.metric, tuple(sorted(self.dimensions.items()))
 
 
+class _Text(dict[str, str]):
+    """Template values; a value the caller did not pass reads as empty, never a KeyError."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
 def _severity(rule: Rule, v: float) -> Severity:
     sev = rule.severity[0][1]
     for bound, s in rule.severity:
@@ -266,7 +273,7 @@ def evaluate_rules(
                 c.fact.format(scope=scope): facts.get(c.fact.format(scope=scope)) for c in rule.when
             }
             dims = {} if scope in ("all", "paid", "free") else {"channel": scope}
-            fmt = {"scope": scope.replace("_", " "), "pct": f"{abs(v):.1%}", **extra}
+            fmt = _Text({"scope": scope.replace("_", " "), "pct": f"{abs(v):.1%}", **extra})
             out.append(
                 Finding(
                     rule.code,
@@ -274,8 +281,8 @@ def evaluate_rules(
                     rule.metric,
                     dims,
                     rule.owner,
-                    rule.title.format(**fmt),
-                    rule.action.format(**fmt),
+                    rule.title.format_map(fmt).strip(),
+                    rule.action.format_map(fmt).strip(),
                     evidence,
                     v,
                 )
