@@ -14,8 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-from support import Harness, ingest_settings
+from support import Harness, content_settings, ingest_settings
 
+from services.content.main import create_app as create_content
 from services.ingest.main import create_app as create_ingest
 
 
@@ -23,6 +24,17 @@ from services.ingest.main import create_app as create_ingest
 async def ingest(tmp_path: Path) -> AsyncIterator[Harness]:
     settings = ingest_settings(tmp_path)
     app = create_ingest(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield Harness(app, client, settings)
+
+
+@pytest.fixture
+async def content(tmp_path: Path) -> AsyncIterator[Harness]:
+    """The content service alone, on SQLite and its LocalBus, lifespan running."""
+    settings = content_settings(tmp_path)
+    app = create_content(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

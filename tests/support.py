@@ -353,3 +353,87 @@ async def campaigns_tenant(
 
     await wait_until(arrived, timeout=20)
     return keys
+
+
+# ---- content -----------------------------------------------------------------------------------
+
+
+def content_settings(tmp_path: Path, **over: Any) -> Any:
+    from shared.config import ContentSettings
+
+    values: dict[str, Any] = {
+        "database_url": "",
+        "kafka_bootstrap_servers": "",
+        "var_dir": tmp_path,
+        "ops_bootstrap_api_key": ADMIN_KEY,
+        "outbox_poll_seconds": 0.05,
+        "log_level": "WARNING",
+        "consumer_retry_base_seconds": 0.01,
+        "consumer_retry_max_seconds": 0.05,
+    }
+    values.update(over)
+    return ContentSettings(**values)
+
+
+async def apply_events(app: FastAPI, *events: Any) -> None:
+    """Publish events on the service's LocalBus and wait until every consumer group of the
+    service has moved its cursor past them (handled, or skipped as not its business)."""
+    from shared.bus import Message, bus_cursor, bus_log
+
+    bus = app.state.bus
+    await bus.publish([Message.from_event(e) for e in events])
+
+    async def done() -> bool:
+        async with bus._engine.connect() as conn:
+            for sub in bus.subscriptions:
+                for topic in sub.topics:
+                    top = await conn.scalar(
+                        select(func.coalesce(func.max(bus_log.c.id), 0)).where(
+                            bus_log.c.topic == topic
+                        )
+                    )
+                    pos = await conn.scalar(
+                        select(bus_cursor.c.position).where(
+                            bus_cursor.c.grp == sub.group, bus_cursor.c.topic == topic
+                        )
+                    )
+                    if (pos or 0) < (top or 0):
+                        return False
+        return True
+
+    await wait_until(done, timeout=20, interval=0.02)
+
+
+async def content_key(
+    app: FastAPI,
+    *,
+    tenant: str,
+    role: str,
+    user_id: str | None = None,
+    store_ids: list[str] | None = None,
+) -> dict[str, str]:
+    """An API key as ingest would issue it, applied to content's key table the way the key-sync
+    consumer does (shared.auth.upsert_key)."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from shared.auth import generate_token, hash_token, upsert_key
+    from shared.events.ingest import ApiKeyCreatedV1
+
+    token = generate_token()
+    lookup, digest = hash_token(token)
+    event = ApiKeyCreatedV1(
+        tenant_id=tenant,
+        key_id=uuid.uuid4(),
+        user_id=uuid.UUID(user_id) if user_id else uuid.uuid4(),
+        name=f"{role} key",
+        role=role,  # type: ignore[arg-type]
+        store_ids=store_ids,
+        lookup=lookup,
+        secret_hash=digest,
+        created_at=datetime.now(UTC),
+    )
+    async with app.state.db.session() as s:
+        await upsert_key(s, event)
+        await s.commit()
+    return {"Authorization": f"Bearer {token}"}

@@ -1,4 +1,2 @@
-"""The content service: not built yet (see the open issues).
-
-The all-in-one app mounts it once its main.py exists.
-"""
+"""The content service: copies with revisions and a review workflow, the lint (channel limits and
+advertising-law rule packs), sandboxed templates, briefs and A/B experiments."""

@@ -1,0 +1,176 @@
+"""Rule packs as data (packs/*.yaml), compiled once into matchers.
+
+Each rule's terms are folded into one trie-shaped regular expression (a shared prefix is matched
+once), so a text is scanned once per rule instead of once per term. ASCII terms match whole words
+(no ASCII letter or digit on either side) and case-insensitively; CJK terms match anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PACKS_DIR = Path(__file__).parent / "packs"
+SEVERITIES = ("error", "warning", "info")
+
+
+class RulePackError(ValueError):
+    """A pack file is malformed (caught by the tests, never at request time)."""
+
+
+def trie_pattern(terms: list[str]) -> str:
+    """One regex matching any of the terms, longest alternative first at each node."""
+    trie: dict[str, Any] = {}
+    for term in terms:
+        node = trie
+        for ch in term:
+            node = node.setdefault(ch, {})
+        node[""] = True
+
+    def build(node: dict[str, Any]) -> str:
+        end = "" in node
+        branches = [re.escape(ch) + build(child) for ch, child in node.items() if ch != ""]
+        if not branches:
+            return ""
+        # Longer continuations first: the regex engine takes the first branch that matches.
+        branches.sort(key=lambda b: (-len(b), b))
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if end:
+            return "(?:" + body + ")?"
+        return body
+
+    return build(trie)
+
+
+_ASCII_BEFORE = r"(?<![A-Za-z0-9])"
+_ASCII_AFTER = r"(?![A-Za-z0-9])"
+
+
+def terms_regex(terms: list[str], patterns: list[str] | None = None) -> re.Pattern[str] | None:
+    ascii_terms = sorted({t.lower() for t in terms if t.isascii()})
+    other = sorted({t.lower() for t in terms if not t.isascii()})
+    parts = []
+    if ascii_terms:
+        parts.append(_ASCII_BEFORE + "(?:" + trie_pattern(ascii_terms) + ")" + _ASCII_AFTER)
+    if other:
+        parts.append("(?:" + trie_pattern(other) + ")")
+    parts.extend(f"(?:{p})" for p in patterns or [])
+    if not parts:
+        return None
+    return re.compile("|".join(parts), re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    pack: str
+    title: str
+    citation: str
+    severity: str
+    message: str
+    suggestion: str
+    terms: tuple[str, ...]
+    regex: re.Pattern[str]
+    exceptions: re.Pattern[str] | None = None
+    unless_before: re.Pattern[str] | None = None
+    unless_text: re.Pattern[str] | None = None
+    window: int = 8
+
+
+@dataclass(frozen=True)
+class Pack:
+    id: str
+    name: str
+    locales: frozenset[str]
+    markets: frozenset[str]
+    rules: tuple[Rule, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Hit:
+    rule: Rule
+    start: int
+    end: int
+    text: str
+
+
+def _compile_rule(pack_id: str, raw: dict[str, Any]) -> Rule:
+    for key in ("id", "citation", "severity", "message", "suggestion"):
+        if not raw.get(key):
+            raise RulePackError(f"{pack_id}: rule {raw.get('id')!r} has no {key}")
+    if raw["severity"] not in SEVERITIES:
+        raise RulePackError(f"{pack_id}: rule {raw['id']} has severity {raw['severity']!r}")
+    terms = [str(t) for t in raw.get("terms", [])]
+    regex = terms_regex(terms, raw.get("patterns"))
+    if regex is None:
+        raise RulePackError(f"{pack_id}: rule {raw['id']} has no terms or patterns")
+    before = raw.get("unless_before")
+    unless = raw.get("unless_text")
+    return Rule(
+        id=raw["id"],
+        pack=pack_id,
+        title=raw.get("title", raw["id"]),
+        citation=raw["citation"],
+        severity=raw["severity"],
+        message=raw["message"],
+        suggestion=raw["suggestion"],
+        terms=tuple(terms),
+        regex=regex,
+        exceptions=terms_regex([str(t) for t in raw.get("exceptions", [])]),
+        unless_before=re.compile("|".join(before), re.IGNORECASE) if before else None,
+        unless_text=re.compile("|".join(unless), re.IGNORECASE) if unless else None,
+        window=int(raw.get("window", 8)),
+    )
+
+
+def load_pack(path: Path) -> Pack:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    pack_id = raw["pack"]
+    rules = tuple(_compile_rule(pack_id, r) for r in raw["rules"])
+    ids = [r.id for r in rules]
+    if len(set(ids)) != len(ids):
+        raise RulePackError(f"{pack_id}: duplicate rule ids")
+    return Pack(
+        id=pack_id,
+        name=raw.get("name", pack_id),
+        locales=frozenset(raw.get("locales", [])),
+        markets=frozenset(raw.get("markets", [])),
+        rules=rules,
+    )
+
+
+@cache
+def load_packs(directory: Path = PACKS_DIR) -> dict[str, Pack]:
+    packs = [load_pack(p) for p in sorted(directory.glob("*.yaml"))]
+    return {p.id: p for p in packs}
+
+
+def scan(rule: Rule, text: str) -> list[Hit]:
+    hits: list[Hit] = []
+    exempt_spans: list[tuple[int, int]] | None = None
+    unless_text: bool | None = None
+    for m in rule.regex.finditer(text):
+        start, end = m.span()
+        if start == end:
+            continue
+        if rule.exceptions is not None:
+            if exempt_spans is None:
+                exempt_spans = [e.span() for e in rule.exceptions.finditer(text)]
+            if any(a <= start and end <= b for a, b in exempt_spans):
+                continue
+        if rule.unless_before is not None and rule.unless_before.search(
+            text, max(0, start - rule.window), start
+        ):
+            continue
+        if rule.unless_text is not None:
+            if unless_text is None:
+                unless_text = rule.unless_text.search(text) is not None
+            if unless_text:
+                continue
+        hits.append(Hit(rule, start, end, m.group()))
+    return hits
