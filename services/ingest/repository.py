@@ -149,55 +149,30 @@ async def upsert_rows(
 async def _upsert_sqlite(
     session: AsyncSession, table: Table, key_columns: Sequence[str], rows: Sequence[dict[str, Any]]
 ) -> UpsertResult:
-    keyf = [table.c[k] for k in key_columns]
-    wanted = {tuple(r[k] for k in key_columns) for r in rows}
-    existing: dict[tuple[Any, ...], tuple[int, float]] = {}
-    # One range scan instead of many tuple-IN lookups: the columns every row shares (tenant,
-    # store...) are equalities, the date a range; rows outside the batch are filtered here.
-    shared = [k for k in key_columns if k != "date" and len({r[k] for r in rows}) == 1]
-    q = select(table.c.id, table.c.value, *keyf).where(*[table.c[k] == rows[0][k] for k in shared])
-    if "date" in key_columns:
-        dates = [r["date"] for r in rows]
-        q = q.where(table.c.date >= min(dates), table.c.date <= max(dates))
-    for rec in await session.execute(q):
-        key = tuple(rec[2:])
-        if key in wanted:
-            existing[key] = (rec[0], rec[1])
-    inserts, updates, dupes = [], [], 0
-    for r in rows:
-        hit = existing.get(tuple(r[k] for k in key_columns))
-        if hit is None:
-            inserts.append(r)
-        elif hit[1] != r["value"]:
-            updates.append({**r, "_id": hit[0]})
-        else:
-            dupes += 1
-    if inserts:
-        await session.execute(table.insert(), inserts)
-    if updates:
-        from sqlalchemy import bindparam
+    """INSERT ... ON CONFLICT DO UPDATE ... WHERE the value changed RETURNING: the rows it
+    returns were written, the others were duplicates; a returned id above the table's largest id
+    before the statement is an insert (writers are serialised by BEGIN IMMEDIATE, and SQLite
+    gives a new row max(rowid) + 1), the rest are updates."""
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        await session.execute(
-            table.update()
-            .where(table.c.id == bindparam("_id"))
-            .values(
-                value=bindparam("value"),
-                updated_at=bindparam("updated_at"),
-                **({"source": bindparam("source")} if "source" in table.c else {}),
-            ),
-            [
-                {
-                    "_id": u["_id"],
-                    "value": u["value"],
-                    "updated_at": u["updated_at"],
-                    **({"source": u["source"]} if "source" in table.c else {}),
-                }
-                for u in updates
-            ],
-        )
-    return UpsertResult(
-        inserts, [{k: v for k, v in u.items() if k != "_id"} for u in updates], dupes
-    )
+    before = int(await session.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0)
+    stmt: Any = sqlite_insert(table)
+    update_cols = {"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at}
+    if "source" in table.c:
+        update_cols["source"] = stmt.excluded.source
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c[k] for k in key_columns],
+        set_=update_cols,
+        where=table.c.value != stmt.excluded.value,
+    ).returning(table.c.id, *[table.c[k] for k in key_columns])
+    by_key = {tuple(r[k] for k in key_columns): r for r in rows}
+    inserted: list[dict[str, Any]] = []
+    updated: list[dict[str, Any]] = []
+    res = await session.execute(stmt, list(rows))
+    for rec in res:
+        original = by_key[tuple(rec[1:])]
+        (inserted if rec[0] > before else updated).append(original)
+    return UpsertResult(inserted, updated, len(rows) - len(inserted) - len(updated))
 
 
 async def _upsert_postgres(
