@@ -137,9 +137,9 @@ def posterior(
     k = len(a)
     mean = a / (a + b)
     sd = np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
-    # Each posterior's own window (mean +- 12 sd, where a Beta's mass is for all purposes whole).
+    # Each posterior's own window (mean +- 10 sd, where a Beta's mass is for all purposes whole).
     pieces = [
-        np.linspace(max(0.0, mean[i] - 12 * sd[i]), min(1.0, mean[i] + 12 * sd[i]), 300)
+        np.linspace(max(0.0, mean[i] - 10 * sd[i]), min(1.0, mean[i] + 10 * sd[i]), 120)
         for i in range(k)
     ]
     grid = np.unique(np.concatenate(pieces))

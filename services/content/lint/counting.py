@@ -98,21 +98,28 @@ def _segments(unit_sizes: list[int], single: int, part: int) -> int:
     return segments
 
 
+GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
+
+
 def sms_count(text: str) -> SmsCount:
-    forcing: dict[str, int] = {}
-    for i, ch in enumerate(text):
-        if ch not in GSM7_BASIC and ch not in GSM7_EXTENSION and ch not in forcing:
-            forcing[ch] = i
+    outside = set(text) - GSM7_ALL
+    forcing = sorted((text.index(ch), ch) for ch in outside)
     if not forcing:
-        sizes = [2 if ch in GSM7_EXTENSION else 1 for ch in text]
         encoding = "GSM-7"
+        wide = [ch for ch in GSM7_EXTENSION if ch in text]
+        units = len(text) + sum(text.count(ch) for ch in wide)
     else:
         # UCS-2 as phones send it is UTF-16: a character outside the BMP takes two units.
-        sizes = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
         encoding = "UCS-2"
-    units = sum(sizes)
+        wide = [ch for ch in outside if ord(ch) > 0xFFFF]
+        units = len(text) + sum(text.count(ch) for ch in wide)
     single, part = SMS_SINGLE[encoding], SMS_PART[encoding]
-    segments = _segments(sizes, single, part)
+    if units <= single or not wide:
+        segments = 0 if units == 0 else 1 if units <= single else -(-units // part)
+    else:
+        # Only then does a pair that must not straddle a boundary change the count.
+        two = set(wide)
+        segments = _segments([2 if ch in two else 1 for ch in text], single, part)
     return SmsCount(
         encoding=encoding,
         units=units,
@@ -120,8 +127,7 @@ def sms_count(text: str) -> SmsCount:
         per_segment=single if segments <= 1 else part,
         characters=len(text),
         ucs2_characters=[
-            {"char": ch, "offset": off, "codepoint": f"U+{ord(ch):04X}"}
-            for ch, off in forcing.items()
+            {"char": ch, "offset": off, "codepoint": f"U+{ord(ch):04X}"} for off, ch in forcing
         ],
     )
 

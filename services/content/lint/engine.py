@@ -20,7 +20,7 @@ from services.content.lint.counting import (
     sms_count,
     utf8_bytes,
 )
-from services.content.lint.rules import Pack, load_packs, scan
+from services.content.lint.rules import Pack, load_packs, lowered, scan
 
 PROFILES_FILE = Path(__file__).parent / "profiles.yaml"
 COPY_TYPES = ("banner", "push", "sms", "guide", "rules", "article")
@@ -233,9 +233,10 @@ def lint(inp: LintInput) -> LintResult:
     for name, text in fields:
         if not text:
             continue
+        low = lowered(text)
         for pack in packs:
             for rule in pack.rules:
-                for hit in scan(rule, text):
+                for hit in scan(rule, text, low):
                     result.issues.append(
                         Issue(
                             code="banned_term",

@@ -1,12 +1,14 @@
 """Rule packs as data (packs/*.yaml), compiled once into matchers.
 
 Each rule's terms are folded into one trie-shaped regular expression (a shared prefix is matched
-once), so a text is scanned once per rule instead of once per term. ASCII terms match whole words
-(no ASCII letter or digit on either side) and case-insensitively; CJK terms match anywhere.
+once), so a text is scanned once per rule instead of once per term. Matching runs on the
+lower-cased text (case-insensitive); ASCII terms match whole words (no ASCII letter or digit on
+either side); CJK terms match anywhere.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -47,22 +49,25 @@ def trie_pattern(terms: list[str]) -> str:
     return build(trie)
 
 
-_ASCII_BEFORE = r"(?<![A-Za-z0-9])"
-_ASCII_AFTER = r"(?![A-Za-z0-9])"
-
-
 def terms_regex(terms: list[str], patterns: list[str] | None = None) -> re.Pattern[str] | None:
-    ascii_terms = sorted({t.lower() for t in terms if t.isascii()})
-    other = sorted({t.lower() for t in terms if not t.isascii()})
+    """One case-sensitive regex over lower-cased terms, to run on lower-cased text.
+
+    No look-arounds: a pattern that starts with a character set lets the regex engine skip
+    ahead in C to the next possible first character, which is most of the speed. Whole-word
+    checks of ASCII terms are done on each match instead (see `scan`).
+    """
+    words = sorted({t.lower() for t in terms})
     parts = []
-    if ascii_terms:
-        parts.append(_ASCII_BEFORE + "(?:" + trie_pattern(ascii_terms) + ")" + _ASCII_AFTER)
-    if other:
-        parts.append("(?:" + trie_pattern(other) + ")")
+    if words:
+        parts.append("(?:" + trie_pattern(words) + ")")
     parts.extend(f"(?:{p})" for p in patterns or [])
     if not parts:
         return None
-    return re.compile("|".join(parts), re.IGNORECASE)
+    return re.compile("|".join(parts))
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
 
 
 @dataclass(frozen=True)
@@ -150,18 +155,35 @@ def load_packs(directory: Path = PACKS_DIR) -> dict[str, Pack]:
     return {p.id: p for p in packs}
 
 
-def scan(rule: Rule, text: str) -> list[Hit]:
+def lowered(text: str) -> str:
+    """Lower-cased text with the same offsets (else the original: spans must stay right)."""
+    low = text.lower()
+    return low if len(low) == len(text) else text
+
+
+def scan(rule: Rule, text: str, low: str | None = None) -> list[Hit]:
+    low = lowered(text) if low is None else low
     hits: list[Hit] = []
-    exempt_spans: list[tuple[int, int]] | None = None
+    exempt_starts: list[int] | None = None
+    exempt_spans: list[tuple[int, int]] = []
     unless_text: bool | None = None
-    for m in rule.regex.finditer(text):
+    n = len(text)
+    for m in rule.regex.finditer(low):
         start, end = m.span()
         if start == end:
             continue
+        # Whole words for ASCII terms: no ASCII letter or digit glued on either side.
+        if (_is_word(low[start]) and start > 0 and _is_word(low[start - 1])) or (
+            _is_word(low[end - 1]) and end < n and _is_word(low[end])
+        ):
+            continue
         if rule.exceptions is not None:
-            if exempt_spans is None:
-                exempt_spans = [e.span() for e in rule.exceptions.finditer(text)]
-            if any(a <= start and end <= b for a, b in exempt_spans):
+            if exempt_starts is None:
+                exempt_spans = [e.span() for e in rule.exceptions.finditer(low)]
+                exempt_starts = [a for a, _ in exempt_spans]
+            i = bisect.bisect_right(exempt_starts, start)
+            # Exception spans do not overlap each other, so only the nearest ones can contain it.
+            if any(a <= start and end <= b for a, b in exempt_spans[max(0, i - 2) : i]):
                 continue
         if rule.unless_before is not None and rule.unless_before.search(
             text, max(0, start - rule.window), start
@@ -172,5 +194,5 @@ def scan(rule: Rule, text: str) -> list[Hit]:
                 unless_text = rule.unless_text.search(text) is not None
             if unless_text:
                 continue
-        hits.append(Hit(rule, start, end, m.group()))
+        hits.append(Hit(rule, start, end, text[start:end]))
     return hits
