@@ -67,3 +67,16 @@ async def import_runner(state: Any) -> None:
                     await s.commit()
                 async with state.db.session(readonly=True) as s:
                     await service.cleanup_import_file(s, job_id)
+
+
+async def health_monitor(state: Any) -> None:
+    """Refresh the stale-stores gauge: stores whose feeds stopped, whatever their sales."""
+    while True:
+        try:
+            async with state.db.session(readonly=True) as s:
+                service.STALE_STORES.set(await service.stale_stores(s))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("health_monitor_failed", error=repr(exc)[:200])
+        await asyncio.sleep(60)

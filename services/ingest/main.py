@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from services.ingest import service
 from services.ingest.consumers import SUBSCRIPTIONS
-from services.ingest.jobs import import_runner
+from services.ingest.jobs import health_monitor, import_runner
 from services.ingest.routes import router
 from services.ingest.webhooks.routes import router as webhooks_router
 from services.ingest.webhooks.service import run_processor
@@ -38,7 +38,7 @@ def create_app(settings: IngestSettings | None = None, bus: Bus | None = None) -
         subscriptions=SUBSCRIPTIONS,
         on_startup=[_bootstrap],
         publishes=[topic_for("ingest")],
-        background=[import_runner, run_processor],
+        background=[import_runner, run_processor, health_monitor],
         upload_paths=[r"/v1/stores/[^/]+/metrics/import"],
     )
     return create_service_app(spec, settings, bus)

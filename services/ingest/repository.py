@@ -450,3 +450,47 @@ async def job_problems(session: AsyncSession, job_id: str, after: int, limit: in
             select(t).where(t.c.job_id == job_id, t.c.id > after).order_by(t.c.id).limit(limit)
         )
     ).all()
+
+
+async def days_with_rows(
+    session: AsyncSession, tenant_id: str, store_id: str, start: Any, end: Any
+) -> set[Any]:
+    t = METRICS
+    q = (
+        select(t.c.date)
+        .where(
+            t.c.tenant_id == tenant_id, t.c.store_id == store_id, t.c.date >= start, t.c.date <= end
+        )
+        .group_by(t.c.date)
+    )
+    return {d for (d,) in await session.execute(q)}
+
+
+async def last_data_date(session: AsyncSession, tenant_id: str, store_id: str) -> Any:
+    t = METRICS
+    return await session.scalar(
+        select(func.max(t.c.date)).where(t.c.tenant_id == tenant_id, t.c.store_id == store_id)
+    )
+
+
+async def stale_store_count(session: AsyncSession, before: datetime) -> int:
+    """Active stores whose every source last delivered before `before` (or never)."""
+    from services.ingest.models import SourceHealth
+
+    h: Table = SourceHealth.__table__  # type: ignore[attr-defined]
+    latest = (
+        select(h.c.tenant_id, h.c.store_id, func.max(h.c.last_delivery_at).label("last"))
+        .group_by(h.c.tenant_id, h.c.store_id)
+        .subquery()
+    )
+    q = (
+        select(func.count())
+        .select_from(
+            STORES.outerjoin(
+                latest,
+                (latest.c.tenant_id == STORES.c.tenant_id) & (latest.c.store_id == STORES.c.id),
+            )
+        )
+        .where(STORES.c.status == "active", (latest.c.last.is_(None)) | (latest.c.last < before))
+    )
+    return int(await session.scalar(q) or 0)

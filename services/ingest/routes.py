@@ -30,6 +30,7 @@ from services.ingest.schemas import (
     Rollup,
     SeriesPoint,
     StoreCreate,
+    StoreHealth,
     StoreOut,
     StoreUpdate,
     TenantCreate,
@@ -126,6 +127,16 @@ async def update_store(store_id: str, body: StoreUpdate, principal: Operator, uo
     return out
 
 
+@router.get("/stores/{store_id}/health", response_model=StoreHealth, tags=["stores"])
+async def get_store_health(
+    store_id: str,
+    principal: Viewer,
+    session: ReadSession,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+) -> StoreHealth:
+    return await service.store_health(session, principal, store_id, days=days)
+
+
 @router.post(
     "/stores/{store_id}/metrics", status_code=202, response_model=IngestResult, tags=["metrics"]
 )
@@ -133,14 +144,23 @@ async def post_metrics(
     store_id: str, body: MetricsIn, principal: Operator, uow: UoW, request: Request
 ) -> IngestResult:
     settings = request.app.state.settings
-    out = await service.ingest_metrics(
-        uow.session,
-        principal,
-        store_id,
-        body.rows,
-        max_rows=settings.max_rows_per_request,
-        max_future_days=settings.max_future_days,
-    )
+    try:
+        out = await service.ingest_metrics(
+            uow.session,
+            principal,
+            store_id,
+            body.rows,
+            max_rows=settings.max_rows_per_request,
+            max_future_days=settings.max_future_days,
+        )
+    except ValidationFailed as exc:
+        # Nothing of the batch is kept, but the store's data health remembers the rejection.
+        await uow.session.rollback()
+        await service.record_delivery(
+            uow.session, principal.tenant_id, store_id, "api", "rejected", exc.detail
+        )
+        await uow.commit()
+        raise
     await uow.commit()
     return out
 

@@ -362,3 +362,25 @@ class PresetOut(BaseModel):
     date_column: str
     columns: dict[str, str]
     sample: str
+
+
+class SourceHealthOut(BaseModel):
+    source: str
+    last_delivery_at: datetime | None
+    last_failure_at: datetime | None
+    delivered: int
+    failed: int
+    rejected: int
+    last_error: str | None
+
+
+class StoreHealth(BaseModel):
+    store_id: str
+    status: Literal["ok", "stale", "no_data"]
+    checked_at: datetime
+    last_delivery_at: datetime | None
+    last_data_date: dt.date | None
+    window_start: dt.date
+    window_end: dt.date
+    missing_days: list[dt.date]
+    sources: list[SourceHealthOut]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from prometheus_client import Counter, Gauge
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,7 +36,9 @@ from services.ingest.schemas import (
     MetricRowIn,
     Page,
     PresetOut,
+    SourceHealthOut,
     StoreCreate,
+    StoreHealth,
     StoreOut,
     StoreUpdate,
     TenantCreate,
@@ -499,6 +502,8 @@ async def ingest_metrics(
             **chunk,
         )
 
+    if source == "api":
+        await record_delivery(session, principal.tenant_id, store_id, "api", "delivered")
     return await _write_batch(
         session,
         _Batch(
@@ -615,6 +620,16 @@ async def ingest_competitor_metrics(
     )
 
 
+DELIVERIES = Counter(
+    "storeops_ingest_deliveries_total",
+    "Deliveries of store data by source (api, import, webhook:<platform>) and outcome",
+    ["source", "outcome"],
+)
+STALE_STORES = Gauge(
+    "storeops_ingest_stale_stores", "Active stores with no delivery from any source in 36 h"
+)
+
+
 # ---- data health -----------------------------------------------------------------------------
 
 
@@ -630,6 +645,7 @@ async def record_delivery(
     (we could not process it) or rejected (it was invalid), in the caller's transaction."""
     if outcome not in ("delivered", "failed", "rejected"):
         raise ValueError(outcome)
+    DELIVERIES.labels(source, outcome).inc()
     await repo.bump_source_health(session, tenant_id, store_id, source, outcome, error, _now())
 
 
@@ -1062,3 +1078,58 @@ async def fail_import(session: AsyncSession, job_id: str, error: str) -> None:
     )
     if job is not None:
         await record_delivery(session, job.tenant_id, job.store_id, "import", "failed", error)
+
+
+STALE_AFTER = timedelta(hours=36)
+
+
+async def store_health(
+    session: AsyncSession, principal: Principal, store_id: str, *, days: int = 30
+) -> StoreHealth:
+    """A feed that stopped is a data problem, never a sales drop: when each source last
+    delivered, what failed or was rejected, and which of the last days have no rows at all."""
+    store = await _visible_store(session, principal, store_id)
+    now = _now()
+    end = datetime.now(ZoneInfo(store.timezone)).date() - timedelta(days=1)
+    start = end - timedelta(days=days - 1)
+    present = await repo.days_with_rows(session, principal.tenant_id, store_id, start, end)
+    created = store.created_at.astimezone(ZoneInfo(store.timezone)).date()
+    missing = [
+        start + timedelta(days=i) for i in range(days) if start + timedelta(days=i) not in present
+    ]
+    sources = [
+        SourceHealthOut(
+            source=r.source,
+            last_delivery_at=r.last_delivery_at,
+            last_failure_at=r.last_failure_at,
+            delivered=r.delivered,
+            failed=r.failed,
+            rejected=r.rejected,
+            last_error=r.last_error,
+        )
+        for r in await repo.source_health(session, principal.tenant_id, store_id)
+    ]
+    deliveries = [s.last_delivery_at for s in sources if s.last_delivery_at is not None]
+    last = max(deliveries) if deliveries else None
+    last_date = await repo.last_data_date(session, principal.tenant_id, store_id)
+    if last_date is None:
+        status = "no_data"
+    elif last is None or now - last > STALE_AFTER or (end not in present and end >= created):
+        status = "stale"
+    else:
+        status = "ok"
+    return StoreHealth(
+        store_id=store_id,
+        status=status,
+        checked_at=now,
+        last_delivery_at=last,
+        last_data_date=last_date,
+        window_start=start,
+        window_end=end,
+        missing_days=missing,
+        sources=sources,
+    )
+
+
+async def stale_stores(session: AsyncSession) -> int:
+    return await repo.stale_store_count(session, _now() - STALE_AFTER)
