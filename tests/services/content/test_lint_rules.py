@@ -18,7 +18,7 @@ def hits(result, rule: str | None = None, code: str = "banned_term") -> list[str
 
 def test_every_rule_cites_its_law_and_every_profile_is_well_formed() -> None:
     packs = load_packs()
-    assert {"cn_advertising_law", "us_ftc", "eu_ucpd", "jp_premiums"} <= set(packs)
+    assert {"cn_advertising_law", "us_ftc", "eu_ucpd", "jp_premiums", "tw_fair_trade"} <= set(packs)
     for pack in packs.values():
         assert pack.locales, pack.id
         for rule in pack.rules:
@@ -253,3 +253,16 @@ def test_unknown_inputs_are_refused(kw: dict[str, object], loc: str) -> None:
     with pytest.raises(LintInputError) as exc:
         lint(LintInput(body="x", **kw))  # type: ignore[arg-type]
     assert exc.value.loc == loc
+
+
+def test_taiwan_and_japan_packs_follow_their_locale() -> None:
+    tw = lint(LintInput(body="頂級面霜\uff0c最近上新\uff0c可治療痘痘", locale="zh-TW"))
+    assert tw.packs == ["tw_fair_trade"]
+    assert [(i.rule, i.text) for i in tw.issues] == [
+        ("tw.misleading_superlatives", "頂級"),
+        ("tw.medical_claims", "治療"),
+    ]
+    ja = lint(LintInput(body="業界No.1の美容液、シミが治る", locale="ja"))
+    assert ja.packs == ["jp_premiums"]
+    assert {i.rule for i in ja.issues} == {"jp.superiority", "jp.drug_claims"}
+    assert "第5条" in next(i.citation or "" for i in ja.issues if i.rule == "jp.superiority")
