@@ -903,8 +903,11 @@ async def create_import(
     fmt: str,
     preset: str | None,
     encoding: str = "auto",
+    owned: bool = True,
 ) -> ImportJobOut:
-    """Register an uploaded file as a job: the header is checked now, the rows by the runner."""
+    """Register an uploaded file as a job: the header is checked now, the rows by the runner.
+    `owned`: the file is the service's copy of an upload, deleted once the job has ended (the
+    CLI imports a file of the operator's in place and leaves it alone)."""
     await _visible_store(session, principal, store_id)
     declared = encoding
     if preset in fileformats.presets():
@@ -940,6 +943,7 @@ async def create_import(
         "finished_at": None,
         "error": None,
         "options": {
+            "owned": owned,
             "encoding": enc,
             "header": header,
             "header_end": header_end,
@@ -1065,7 +1069,7 @@ async def run_import_batch(
 async def cleanup_import_file(session: AsyncSession, job_id: str) -> None:
     """Once a job has ended, its upload is not kept (rows are in the database)."""
     job = await repo.get_job(session, job_id)
-    if job is not None and job.status in ("succeeded", "failed"):
+    if job is not None and job.status in ("succeeded", "failed") and job.options.get("owned", True):
         await asyncio.to_thread(Path(job.file_path).unlink, missing_ok=True)
 
 
