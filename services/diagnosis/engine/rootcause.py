@@ -183,51 +183,92 @@ def localize(leaves: Leaves, config: RcaConfig | None = None) -> RcaResult:
     cuboids = [
         c for k in range(1, min(cfg.max_order, d) + 1) for c in itertools.combinations(range(d), k)
     ]
+    cols = [np.ascontiguousarray(codes[:, j]) for j in range(d)]
+    # An element's id within its cuboid: mixed-radix over the cuboid's dimensions, each built
+    # from its prefix cuboid (combinations come prefix first).
     flat: dict[tuple[int, ...], npt.NDArray[np.int64]] = {}
     for cub in cuboids:
-        key = np.zeros(n, dtype=np.int64)
-        for j in cub:
-            key = key * cards[j] + codes[:, j]
-        flat[cub] = key
+        prefix = flat.get(cub[:-1])
+        flat[cub] = cols[cub[-1]] if prefix is None else prefix * cards[cub[-1]] + cols[cub[-1]]
     absdiff = np.abs(diff)
+    sigma = threshold / cfg.k_noise
     remaining = np.ones(n, dtype=bool)
     chosen: list[tuple[tuple[int, ...], int]] = []
     total_abs = float(absdiff[abnormal].sum()) or 1.0
-    while len(chosen) < cfg.max_elements:
+    sizes = {cub: int(np.prod([cards[j] for j in cub])) for cub in cuboids}
+    live0 = nonempty.astype(np.float64)
+    # Per leaf: [live, real, predict, predict^2, far over the threshold]; summed per element of
+    # every cuboid once, then the chosen elements' leaves are subtracted.
+    weights = np.stack(
+        [
+            live0,
+            real * live0,
+            predict * live0,
+            predict * predict * live0,
+            abnormal & (np.abs(dev) > 2 * threshold),
+        ]
+    ).astype(np.float64)
+    top_order = max(len(c) for c in cuboids)
+    tops = [c for c in cuboids if len(c) == top_order]
+    parent = {c: next(t for t in tops if set(c) <= set(t)) for c in cuboids}
+    stats = {
+        cub: np.stack([np.bincount(flat[cub], weights=w, minlength=sizes[cub]) for w in weights])
+        for cub in tops
+    }
+
+    def derive() -> None:
+        # Lower cuboids are sums of a top cuboid's cells over the dimensions they leave out.
+        for c in cuboids:
+            t = parent[c]
+            if t == c:
+                continue
+            cube = stats[t].reshape(len(weights), *[cards[j] for j in t])
+            axes = tuple(1 + k for k, j in enumerate(t) if j not in c)
+            stats[c] = cube.sum(axis=axes).reshape(len(weights), sizes[c])
+
+    derive()
+    while len(chosen) < cfg.max_elements and (abnormal & remaining).any():
         best: tuple[float, int, tuple[int, ...], int] | None = None
-        live = remaining & nonempty
-        ab_live = abnormal & remaining
-        if not ab_live.any():
-            break
         for cub in cuboids:
-            key = flat[cub]
-            size = int(np.prod([cards[j] for j in cub]))
-            cnt = np.bincount(key, weights=live, minlength=size)
-            ab = np.bincount(key, weights=ab_live, minlength=size)
-            pos = np.bincount(key, weights=ab_live & (diff > 0), minlength=size)
-            expl = np.bincount(key, weights=np.where(ab_live, absdiff, 0.0), minlength=size)
-            ok = (cnt > 0) & (ab >= cfg.purity * cnt)
-            # One direction per element: a cause moves its leaves the same way.
-            ok &= (pos >= cfg.purity * ab) | ((ab - pos) >= cfg.purity * ab)
-            # A lone leaf over the threshold is noise unless it is far over it.
-            strong = np.bincount(
-                key, weights=ab_live & (np.abs(dev) > 2 * threshold), minlength=size
-            )
-            ok &= (ab >= 2) | (strong >= 1)
+            key, size = flat[cub], sizes[cub]
+            cnt, sr, sp, sp2, strong = stats[cub]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                edev = np.where(sp > 0, (sr - sp) / sp, np.sign(sr - sp) * 1e6)
+                # the element's own noise: leaf noise sigma over its effective number of leaves
+                se = np.where(sp > 0, sigma * np.sqrt(sp2) / sp, 0.0)
+            sig = (np.abs(edev) >= np.maximum(cfg.min_deviation, cfg.k_noise * se)) & (cnt > 0.5)
+            sig &= (cnt >= 2) | (strong >= 1)
+            if not sig.any():
+                continue
+            # Purity against the element's own move: its leaves moved the same way, by at least
+            # half as much (a parent diluted by normal siblings fails; the noise cannot pass).
+            idx = np.flatnonzero(sig[key] & remaining & nonempty)
+            k_idx = key[idx]
+            e = edev[k_idx]
+            agree = (np.sign(e) * dev[idx]) >= 0.5 * np.abs(e)
+            pure = np.bincount(k_idx, weights=agree, minlength=size) >= cfg.purity * cnt
+            ok = sig & pure
             if not ok.any():
                 continue
+            expl = np.abs(sr - sp)
             cand = np.flatnonzero(ok)
             i = int(cand[np.argmax(expl[cand])])
-            score = float(expl[i])
             # Prefer general elements: a parent that explains as much wins over its children.
-            rank = (score * (1 - 1e-9 * len(cub)), -len(cub), cub, i)
+            rank = (float(expl[i]) * (1 - 1e-9 * len(cub)), -len(cub), cub, i)
             if best is None or rank[:2] > best[:2]:
                 best = rank
         if best is None or best[0] < 0.01 * total_abs:
             break
         _, _, cub, i = best
         chosen.append((cub, i))
-        remaining &= flat[cub] != i
+        newly = np.flatnonzero(remaining & (flat[cub] == i))
+        remaining[newly] = False
+        w_new = weights[:, newly]
+        for c in tops:
+            keys = flat[c][newly]
+            for row in range(len(weights)):
+                stats[c][row] -= np.bincount(keys, weights=w_new[row], minlength=sizes[c])
+        derive()
 
     covered = ~remaining
     if chosen and covered[nonempty].mean() >= cfg.spread_share:
