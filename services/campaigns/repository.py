@@ -261,50 +261,45 @@ async def list_slots(session: AsyncSession, tenant_id: str) -> Sequence[Any]:
     ).all()
 
 
-async def ensure_counters(session: AsyncSession, slot_id: str, day: dt.date, store_id: str) -> None:
-    await session.execute(
-        _insert(session, SLOT_DAYS)
-        .values(slot_id=slot_id, day=day, booked=0)
-        .on_conflict_do_nothing(index_elements=["slot_id", "day"])
-    )
-    await session.execute(
-        _insert(session, SLOT_DAY_STORES)
-        .values(slot_id=slot_id, day=day, store_id=store_id, booked=0)
-        .on_conflict_do_nothing(index_elements=["slot_id", "day", "store_id"])
-    )
-
-
 async def take_unit(
     session: AsyncSession, slot_id: str, day: dt.date, capacity: int, units: int = 1
 ) -> bool:
     """One conditional UPDATE: the row lock serialises concurrent bookers and the condition is
-    re-checked after the wait (READ COMMITTED), so a day is never oversold."""
-    result = await session.execute(
-        SLOT_DAYS.update()
-        .where(
-            SLOT_DAYS.c.slot_id == slot_id,
-            SLOT_DAYS.c.day == day,
-            SLOT_DAYS.c.booked + units <= capacity,
-        )
-        .values(booked=SLOT_DAYS.c.booked + units)
+    re-checked after the wait (READ COMMITTED), so a day is never oversold. The day's row is
+    created on first use (ON CONFLICT DO NOTHING makes concurrent first uses agree)."""
+    t = SLOT_DAYS
+    where = (t.c.slot_id == slot_id, t.c.day == day)
+    stmt = (
+        t.update().where(*where, t.c.booked + units <= capacity).values(booked=t.c.booked + units)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if (await session.execute(stmt)).rowcount:  # type: ignore[attr-defined]
+        return True
+    if await session.scalar(select(t.c.booked).where(*where)) is not None:
+        return False
+    await session.execute(
+        _insert(session, t)
+        .values(slot_id=slot_id, day=day, booked=0)
+        .on_conflict_do_nothing(index_elements=["slot_id", "day"])
+    )
+    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
 
 
 async def take_store_unit(
     session: AsyncSession, slot_id: str, day: dt.date, store_id: str, limit: int, units: int = 1
 ) -> bool:
-    result = await session.execute(
-        SLOT_DAY_STORES.update()
-        .where(
-            SLOT_DAY_STORES.c.slot_id == slot_id,
-            SLOT_DAY_STORES.c.day == day,
-            SLOT_DAY_STORES.c.store_id == store_id,
-            SLOT_DAY_STORES.c.booked + units <= limit,
-        )
-        .values(booked=SLOT_DAY_STORES.c.booked + units)
+    t = SLOT_DAY_STORES
+    where = (t.c.slot_id == slot_id, t.c.day == day, t.c.store_id == store_id)
+    stmt = t.update().where(*where, t.c.booked + units <= limit).values(booked=t.c.booked + units)
+    if (await session.execute(stmt)).rowcount:  # type: ignore[attr-defined]
+        return True
+    if await session.scalar(select(t.c.booked).where(*where)) is not None:
+        return False
+    await session.execute(
+        _insert(session, t)
+        .values(slot_id=slot_id, day=day, store_id=store_id, booked=0)
+        .on_conflict_do_nothing(index_elements=["slot_id", "day", "store_id"])
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
 
 
 async def booked_by_day(

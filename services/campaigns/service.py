@@ -1175,10 +1175,6 @@ async def book(
         raise _invalid(
             ["body", "tier"], f"unknown tier {body.tier!r}; the slot's tiers: {rules.tier_order}"
         )
-    await repo.ensure_counters(session, slot.id, body.day, body.store_id)
-    if not await repo.take_unit(session, slot.id, body.day, slot.capacity):
-        alternatives = await _alternatives(session, principal, slot, body.day, today)
-        raise ConflictError(f"slot {slot.name!r} is full on {body.day}", alternatives=alternatives)
     limit = rules.max_per_store()
     if not await repo.take_store_unit(session, slot.id, body.day, body.store_id, limit):
         alternatives = await _alternatives(session, principal, slot, body.day, today)
@@ -1199,6 +1195,10 @@ async def book(
         "created_at": _now(),
     }
     await repo.insert_bookings(session, [values])
+    # The contended row last: its lock is held only from this statement to the commit.
+    if not await repo.take_unit(session, slot.id, body.day, slot.capacity):
+        alternatives = await _alternatives(session, principal, slot, body.day, today)
+        raise ConflictError(f"slot {slot.name!r} is full on {body.day}", alternatives=alternatives)
     return BookingOut(**{k: v for k, v in values.items() if k in BookingOut.model_fields})
 
 
@@ -1238,7 +1238,6 @@ async def allocate_period(
     for o in outcomes:
         if not o.granted:
             continue
-        await repo.ensure_counters(session, slot.id, o.day, o.store_id)
         ok = await repo.take_unit(session, slot.id, o.day, slot.capacity, o.granted)
         ok = ok and await repo.take_store_unit(
             session, slot.id, o.day, o.store_id, limit, o.granted
