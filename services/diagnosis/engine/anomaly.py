@@ -39,8 +39,8 @@ class AnomalyConfig:
     shift_run: int = 3  # same-signed outliers in a row that make a new level
     season_run: int = 2  # seasons in a row a phase is out of line before it is re-seated
     warmup_seasons: int = 2
-    drift_lambda: float = 0.1  # EWMA of residuals: a slow drift the clipped update lags behind
-    drift_k: float = 4.5
+    drift_lambda: float = 0.15  # EWMA of residuals: a slow drift the clipped update lags behind
+    drift_k: float = 4.0
 
 
 @dataclass(frozen=True)
