@@ -357,3 +357,15 @@ async def test_templates_render_in_the_sandbox_and_are_linted(content: Harness) 
     ).json()
     assert "unresolved_placeholder" in {i["code"] for i in plain["lint"]["issues"]}
     assert json.dumps(plain["lint"])  # JSON-serialisable as stored
+
+
+async def test_idempotency_key_replays_a_create(content: Harness) -> None:
+    keys = await setup(content)
+    c = content.client
+    h = {**keys["writer"], "Idempotency-Key": "copy-create-1"}
+    first = await c.post("/v1/copies", json=BANNER, headers=h)
+    before = await state(content)
+    again = await c.post("/v1/copies", json=BANNER, headers=h)
+    assert again.status_code == 201 and again.json()["id"] == first.json()["id"]
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert await state(content) == before

@@ -266,3 +266,8 @@ def test_taiwan_and_japan_packs_follow_their_locale() -> None:
     assert ja.packs == ["jp_premiums"]
     assert {i.rule for i in ja.issues} == {"jp.superiority", "jp.drug_claims"}
     assert "第5条" in next(i.citation or "" for i in ja.issues if i.rule == "jp.superiority")
+
+
+def test_fibre_content_is_not_an_absolute_claim() -> None:
+    assert hits(cn("100%纯棉T恤"), "cn.absolute_terms") == []
+    assert hits(cn("100%满意"), "cn.absolute_terms") == ["100%"]
