@@ -181,3 +181,22 @@ async def test_task_due_once_on_the_local_morning(campaigns: Harness, keys: Any)
     ev = due[0]
     assert ev.task_id == "banner-copy" and ev.copy_type == "banner" and ev.owner_role == "content"
     assert ev.due == dt.date(2027, 1, 13) and ev.store_id == "us-shop"
+
+
+async def test_every_consumed_example_is_accepted(campaigns: Harness, keys: Any) -> None:
+    from shared.events.diagnosis import FindingClosedV1, FindingUpdatedV1
+    from shared.events.ingest import StoreRegisteredV1
+
+    examples = [
+        StoreRegisteredV1.example(),
+        StoreUpdatedV1.example(),
+        FindingOpenedV1.example(),
+        FindingUpdatedV1.example(),
+        FindingClosedV1.example(),
+        DiagnosisCompletedV1.example(),
+    ]
+    await publish(campaigns.app, *examples, store_event("last", tenant="acme"))
+    await wait_until(lambda: campaigns.count(KnownStore, store_id="last"), timeout=20)
+    bus = campaigns.app.state.bus
+    assert await bus.read("ingest.v1.dlq") == [] and await bus.read("diagnosis.v1.dlq") == []
+    assert await campaigns.count(KnownStore, store_id=StoreRegisteredV1.example().store_id) == 1
