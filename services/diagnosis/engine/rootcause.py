@@ -1,13 +1,13 @@
 """Multi-dimensional root cause localisation over leaf rows (dimension values, real, predict).
 
-The method (docs/diagnosis.md has the survey and the reasons): leaves are split into normal and
-abnormal by their relative deviation against a threshold set from the noise itself (a robust
-scale of all leaves' deviations, as RiskLoc and Squeeze do); every element of every cuboid up to
-`max_order` dimensions is then scored at once with numpy group-bys; an element is a candidate when
-its leaves are almost all abnormal (purity, HotSpot's and RiskLoc's idea that a root cause's
-descendants all deviate); a greedy cover takes the candidate that explains the most deviation,
-the most general (fewest dimensions) first on ties, removes its leaves and repeats. A set that
-would cover most of the leaves is no cause at all: the change is spread evenly.
+The method (docs/diagnosis.md has the survey and the reasons), after RiskLoc with the ripple
+effect of HotSpot and Squeeze as the purity test: the leaf noise is read from the dense cluster
+of leaves around zero deviation; every element of every cuboid up to `max_order` dimensions is
+scored at once with numpy group-bys; an element is a candidate when its aggregate deviation is
+beyond its own noise and it is pure (almost all its leaves moved its way by at least half as
+much); a greedy cover takes the candidate that explains the most change, the most general
+(fewest dimensions) first on ties, removes its leaves and repeats. A set that would cover most
+of the leaves is no cause at all: the change is spread evenly.
 
 A ratio KPI (num / den per leaf) is reduced to an additive one: a leaf's expected numerator is its
 real denominator times its predicted rate, so only a moved *rate* deviates, never a moved volume.
