@@ -158,6 +158,10 @@ class Experiment(SQLModel, table=True):
     end: dt.date | None = Field(default=None, sa_column=Column(Date, nullable=True))
     rule: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     status: str = Field(sa_column=Column(String(16), nullable=False))
+    # The last planned look analysed: a look is used once, whatever arrives in between.
+    looks_done: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
     decision: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
     winner_copy_id: str | None = Field(default=None, sa_column=Column(String(36), nullable=True))
     result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))

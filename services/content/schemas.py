@@ -167,7 +167,12 @@ class ExperimentCreate(Strict):
     start: dt.date | None = None
     end: dt.date | None = None
     min_sample: int | None = Field(default=None, ge=100, le=100_000_000)
-    max_sample: int | None = Field(default=None, ge=100, le=1_000_000_000)
+    looks: int = Field(
+        default=4,
+        ge=1,
+        le=10,
+        description="planned analyses at 1x..looks x min_sample; alpha is split over them",
+    )
     baseline_ctr: float | None = Field(default=None, gt=0, lt=1)
     minimum_detectable_effect: float | None = Field(default=None, gt=0, le=10)
     alpha: float = Field(default=0.05, gt=0, lt=0.5)

@@ -779,8 +779,11 @@ async def on_metrics(session: AsyncSession, event: MetricsIngestedV1) -> None:
     for exp in await repo.running_experiments(session, event.tenant_id, event.store_id):
         if touched & set(exp.copy_ids):
             evaluation = await _evaluate(session, exp)
-            if evaluation.decision is not None:
-                await _decide(session, exp, evaluation, evaluation.decision)
+            # Only a planned look is analysed, and each once: data in between change nothing.
+            if evaluation.look > exp.looks_done:
+                await repo.update_experiment(session, exp.id, {"looks_done": evaluation.look})
+                if evaluation.decision is not None:
+                    await _decide(session, exp, evaluation, evaluation.decision)
 
 
 def _rule(exp: Any) -> DecisionRule:
@@ -894,7 +897,7 @@ async def create_experiment(
     rule = DecisionRule(
         alpha=body.alpha,
         min_sample=min_sample,
-        max_sample=body.max_sample or 4 * min_sample,
+        looks=body.looks,
         probability_threshold=body.probability_threshold,
         loss_threshold=body.loss_threshold,
     )
@@ -911,6 +914,7 @@ async def create_experiment(
         "end": body.end,
         "rule": rule.__dict__,
         "status": "running",
+        "looks_done": 0,
         "decision": None,
         "winner_copy_id": None,
         "result": None,
@@ -943,8 +947,17 @@ async def decide_experiment(
     if exp.status != "running":
         raise Conflict(f"The experiment is already {exp.status}")
     evaluation = await _evaluate(session, exp)
+    rule = _rule(exp)
     if body.stop:
         decision = "stopped"
+    elif evaluation.look <= exp.looks_done:
+        # Deciding between planned looks would be peeking: the error rate holds only at looks.
+        next_at = (exp.looks_done + 1) * rule.min_sample
+        raise Conflict(
+            f"No new look yet: the next analysis is at {next_at} impressions per variant",
+            reasons=evaluation.reasons,
+            next_look_at=next_at,
+        )
     elif evaluation.decision is None:
         raise Conflict(
             "No decision yet: " + "; ".join(evaluation.reasons), reasons=evaluation.reasons

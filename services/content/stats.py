@@ -177,12 +177,25 @@ class Variant:
 
 @dataclass(frozen=True)
 class DecisionRule:
+    """Group-sequential in the simplest valid form: the data are analysed at planned looks, when
+    every variant has 1x, 2x, ... `looks` x min_sample impressions, and each look tests at
+    alpha / looks (Bonferroni over looks), so the chance of a false winner over all looks stays
+    within alpha however often data arrive in between."""
+
     alpha: float = 0.05
-    min_sample: int = 1000  # impressions per variant before any decision
-    max_sample: int | None = None  # past it without a winner: no_difference
+    min_sample: int = 1000  # impressions per variant at the first look
+    looks: int = 4  # planned analyses; the last (looks x min_sample) ends without a winner
     probability_threshold: float = 0.95
     loss_threshold: float = 0.01  # expected loss, relative to the winner's rate
     srm_alpha: float = 0.001
+
+    @property
+    def max_sample(self) -> int:
+        return self.looks * self.min_sample
+
+    @property
+    def alpha_per_look(self) -> float:
+        return self.alpha / self.looks
 
 
 @dataclass
@@ -192,6 +205,7 @@ class Evaluation:
     leader: str | None
     p_value: float | None
     min_sample_reached: bool
+    look: int  # the planned look the data have reached (0 = before the first)
     decision: str | None  # "winner" | "no_difference" | None (keep running)
     winner: str | None
     reasons: list[str] = field(default_factory=list)
@@ -234,7 +248,8 @@ def evaluate(variants: Sequence[Variant], rule: DecisionRule) -> Evaluation:
             }
         )
     p_value = max(adjusted) if adjusted else None
-    reached = all(ni >= rule.min_sample for ni in n)
+    look = min(min(n) // rule.min_sample, rule.looks) if rule.min_sample > 0 else rule.looks
+    reached = look >= 1
     reasons: list[str] = []
     if not reached:
         reasons.append(f"not every variant has {rule.min_sample} impressions yet")
@@ -246,20 +261,18 @@ def evaluate(variants: Sequence[Variant], rule: DecisionRule) -> Evaluation:
         )
     if rates[leader_i] > 0 and losses[leader_i] > rule.loss_threshold * rates[leader_i]:
         reasons.append("expected loss of the leader above the threshold")
-    if p_value is None or p_value >= rule.alpha:
-        reasons.append(f"leader vs the rest not significant after Holm (p = {p_value})")
+    if p_value is None or p_value >= rule.alpha_per_look:
+        reasons.append(
+            f"leader vs the rest not significant after Holm (p = {p_value}, "
+            f"needs < {rule.alpha_per_look:.4g} at each of {rule.looks} looks)"
+        )
     if any(rates[leader_i] <= rates[i] for i in others):
         reasons.append("the leader's observed rate is not above every other variant's")
     decision: str | None = None
     winner = None
     if not reasons:
         decision, winner = "winner", variants[leader_i].copy_id
-    elif (
-        reached
-        and not srm_flagged
-        and rule.max_sample is not None
-        and all(ni >= rule.max_sample for ni in n)
-    ):
+    elif look >= rule.looks and not srm_flagged:
         decision = "no_difference"
     return Evaluation(
         variants=rows,
@@ -267,6 +280,7 @@ def evaluate(variants: Sequence[Variant], rule: DecisionRule) -> Evaluation:
         leader=variants[leader_i].copy_id,
         p_value=p_value,
         min_sample_reached=reached,
+        look=look,
         decision=decision,
         winner=winner,
         reasons=reasons,

@@ -370,3 +370,54 @@ async def test_an_experiment_can_be_stopped_without_a_winner(content: Harness) -
     assert (r.json()["status"], r.json()["decision"]) == ("stopped", "stopped")
     events = await decided_events(content)
     assert [(e.decision, e.winner_copy_id) for e in events] == [("stopped", None)]
+
+
+async def test_each_planned_look_is_analysed_once(content: Harness) -> None:
+    await apply_events(content.app, StoreRegisteredV1.example())
+    writer = await content_key(content.app, tenant=T, role="operator")
+    c = content.client
+    ids = [
+        (
+            await c.post(
+                "/v1/copies",
+                json={
+                    "store_id": STORE,
+                    "type": "banner",
+                    "locale": "en",
+                    "title": f"V{i}",
+                    "body": "B",
+                },
+                headers=writer,
+            )
+        ).json()["id"]
+        for i in range(2)
+    ]
+    r = await c.post(
+        "/v1/experiments",
+        json={
+            "store_id": STORE,
+            "name": "looks",
+            "copy_ids": ids,
+            "min_sample": 10_000,
+            "looks": 2,
+        },
+        headers=writer,
+    )
+    exp_id = r.json()["id"]
+    day = dt.date(2025, 11, 20)
+    even = [(ids[0], "impressions", 12_000, {}), (ids[0], "clicks", 240, {})]
+    even += [(ids[1], "impressions", 12_000, {}), (ids[1], "clicks", 238, {})]
+    await apply_events(content.app, metrics(even, day))
+    got = (await c.get(f"/v1/experiments/{exp_id}", headers=writer)).json()
+    assert got["status"] == "running" and got["evaluation"]["look"] == 1
+    r = await c.post(f"/v1/experiments/{exp_id}/decide", json={}, headers=writer)
+    assert r.status_code == 409 and r.json()["next_look_at"] == 20_000
+    # The second (last) look without a winner: no difference, published.
+    more = [(ids[0], "impressions", 9_000, {}), (ids[0], "clicks", 180, {})]
+    more += [(ids[1], "impressions", 9_000, {}), (ids[1], "clicks", 181, {})]
+    await apply_events(content.app, metrics(more, day + dt.timedelta(days=1)))
+    got = (await c.get(f"/v1/experiments/{exp_id}", headers=writer)).json()
+    assert (got["status"], got["decision"]) == ("decided", "no_difference")
+    assert [(e.decision, e.winner_copy_id) for e in await decided_events(content)] == [
+        ("no_difference", None)
+    ]

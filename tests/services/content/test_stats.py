@@ -96,10 +96,27 @@ def test_sample_ratio_mismatch_blocks_a_decision() -> None:
     assert not planned.srm["flagged"] and planned.decision == "winner"
 
 
-def test_many_variants_are_corrected_and_no_difference_after_max_sample() -> None:
+def test_many_variants_are_corrected_and_no_difference_at_the_last_look() -> None:
     same = [Variant(str(i), 20_000, 400 + (i % 3)) for i in range(20)]
-    e = evaluate(same, DecisionRule(min_sample=5_000, max_sample=20_000))
+    e = evaluate(same, DecisionRule(min_sample=5_000, looks=4))
     assert e.decision == "no_difference" and e.winner is None
     assert e.p_value == pytest.approx(1.0)
     with pytest.raises(ValueError):
         evaluate([Variant("a", 10, 1)], DecisionRule())
+
+
+def test_looks_split_alpha() -> None:
+    # p about 0.02: significant at 0.05 with one look, not at 0.05 / 4 per look.
+    variants = [Variant("a", 20_000, 460), Variant("b", 20_000, 392)]
+    one = evaluate(
+        variants,
+        DecisionRule(min_sample=20_000, looks=1, probability_threshold=0.9, loss_threshold=0.05),
+    )
+    four = evaluate(
+        variants,
+        DecisionRule(min_sample=5_000, looks=4, probability_threshold=0.9, loss_threshold=0.05),
+    )
+    assert one.p_value == four.p_value and 0.0125 < (one.p_value or 0) < 0.05
+    assert one.decision == "winner" and four.decision == "no_difference"
+    assert four.look == 4 and one.look == 1
+    assert evaluate(variants, DecisionRule(min_sample=8_000, looks=4)).look == 2
