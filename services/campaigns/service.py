@@ -259,6 +259,7 @@ class PlanTask:
 @dataclass
 class Computed:
     tasks: dict[str, dict[str, Any]]  # task id -> scheduled columns
+    plan_start: dt.date  # where the forward pass starts: stored as the campaign's start
     start: dt.date
     end: dt.date
     critical_path: list[str]
@@ -321,7 +322,6 @@ def compute(
     conflicts: list[Conflict] = []
     for tid in sched.late:
         slot = sched.slots[tid]
-        limit_day = wd.date(slot.lf) if slot.lf <= limit else wd.date(limit)
         bound = (
             f"the event on {deadline}"
             if slot.lf >= limit and not deadline_inclusive
@@ -335,7 +335,6 @@ def compute(
                 detail=f"{tid!r} ends {out[tid]['due']} and can no longer end before {bound}",
             )
         )
-        del limit_day
     spans = [
         (t.id, t.owner_role, sched.slots[t.id].es, sched.slots[t.id].ef)
         for t in tasks
@@ -361,6 +360,7 @@ def compute(
     ends = [v["due"] for v in out.values()]
     return Computed(
         tasks=out,
+        plan_start=wd.date(sched.start),
         start=min(starts, default=deadline),
         end=max(ends, default=deadline),
         critical_path=sched.critical_path,
@@ -470,6 +470,10 @@ async def create_campaign(
                 f"unknown event {body.event!r} for market {store.market}; known: "
                 + ", ".join(known_keys(tc.festivals)),
             )
+        if occ.date < today:
+            raise _invalid(
+                ["body", "year"], f"{body.event} {occ.date.year} was on {occ.date}: it is over"
+            )
     plan: list[PlanTask]
     if body.tasks is not None:
         plan = [
@@ -529,7 +533,7 @@ async def create_campaign(
         floor=None if occ is None else max(today, body.start or today),
         capacities=body.capacities,
     )
-    start = fixed_start or computed.start
+    start = fixed_start or computed.plan_start
     end = max(computed.end, body.end or computed.end)
     if occ is not None:
         main = occ.phase("main")
@@ -730,9 +734,7 @@ def _plan_from_rows(tasks: Sequence[Any], deps: Sequence[Any]) -> list[PlanTask]
     ]
 
 
-async def _recompute(
-    session: AsyncSession, row: Any, plan: list[PlanTask], old: Sequence[Any]
-) -> tuple[Computed, list[str]]:
+async def _recompute(session: AsyncSession, row: Any, plan: list[PlanTask]) -> Computed:
     tc = await tenant_calendar(session, row.tenant_id)
     computed = compute(
         plan,
@@ -743,7 +745,7 @@ async def _recompute(
         floor=None,
         capacities=row.capacities,
     )
-    return computed, []
+    return computed
 
 
 async def _persist(
@@ -824,7 +826,7 @@ async def get_campaign(
     tasks = await repo.tasks_of(session, row.id)
     deps = await repo.deps_of(session, row.id)
     plan = _plan_from_rows(tasks, deps)
-    computed, _ = await _recompute(session, row, plan, tasks)
+    computed = await _recompute(session, row, plan)
     return _campaign_out(row, tasks, deps, computed.conflicts)
 
 
@@ -869,7 +871,7 @@ async def move_task(
                 for d in target.deps
             ],
         )
-    computed, _ = await _recompute(session, row, plan, tasks)
+    computed = await _recompute(session, row, plan)
     if body.start is not None and computed.tasks[task_id]["start"] > body.start:
         extra.append(
             Conflict(
@@ -1024,7 +1026,7 @@ async def _maybe_add_remedial(session: AsyncSession, finding_id: str) -> None:
             finding_id=finding_id,
         )
     )
-    computed, _ = await _recompute(session, row, plan, tasks)
+    computed = await _recompute(session, row, plan)
     await _persist(session, row, plan, tasks, computed)
     await repo.set_finding_campaign(session, finding_id, row.id)
     out = await _load(session, row.tenant_id, row.id, conflicts=computed.conflicts)

@@ -5,6 +5,7 @@ holidays from the `holidays` package with China's make-up working days, and the 
 per market that campaign scheduling uses. Diagnosis reads it for context.
 """
 
+from shared.calendar.context import DayContext, FestivalOnDay, day_context
 from shared.calendar.festivals import (
     FestivalDef,
     Occurrence,
@@ -27,11 +28,14 @@ from shared.calendar.working import (
 
 __all__ = [
     "CalendarOverride",
+    "DayContext",
     "FestivalDef",
+    "FestivalOnDay",
     "Occurrence",
     "Phase",
     "WorkDays",
     "WorkingCalendar",
+    "day_context",
     "definitions",
     "festivals_between",
     "is_market",

@@ -159,3 +159,18 @@ def test_tenant_festivals_add_override_and_disable() -> None:
                 }
             ]
         )
+
+
+def test_day_context_for_diagnosis() -> None:
+    from shared.calendar import day_context
+
+    ctx = day_context("CN", D(2025, 10, 30))
+    d11 = next(f for f in ctx.festivals if f.key == "double_11")
+    assert d11.phase == "pre_sale" and d11.days_to_main == 12 and ctx.working_day
+    assert ctx.holiday is None
+    holiday = day_context("cn", D(2025, 10, 1))
+    assert holiday.holiday == "National Day" and not holiday.working_day
+    makeup = day_context("CN", D(2025, 9, 28))
+    assert makeup.makeup_working_day and makeup.working_day
+    ignored = day_context("CN", D(2025, 9, 28), override=CalendarOverride(ignore_makeup_days=True))
+    assert not ignored.working_day

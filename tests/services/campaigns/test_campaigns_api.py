@@ -351,3 +351,44 @@ async def test_auth_roles_and_tenants(campaigns: Harness, keys: Any) -> None:
     assert r.status_code == 404
     r = await cl.post("/v1/stores/unknown/campaigns", json=body, headers=keys["operator"])
     assert r.status_code == 404
+
+
+async def test_a_campaign_created_late_reports_what_can_no_longer_make_it(
+    campaigns: Harness, keys: Any
+) -> None:
+    from services.campaigns import service
+    from services.campaigns.schemas import CampaignCreate
+    from shared.auth import Principal
+
+    p = Principal("acme", "u", "k", "operator", None)
+    body = CampaignCreate(name="Late D11", event="double_11", year=2027)
+    async with campaigns.app.state.db.session() as s:
+        out = await service.create_campaign(s, p, "cn-shop", body, today=dt.date(2027, 10, 25))
+        await s.rollback()
+    tasks = {t.id: t for t in out.tasks}
+    assert out.start == dt.date(2027, 10, 25)
+    assert min(t.start for t in out.tasks if not t.pinned) >= dt.date(2027, 10, 25)
+    late = {x for c in out.conflicts if c.type == "late" for x in c.task_ids}
+    assert {"plan", "product_selection", "pricing_coupons"} <= late
+    assert tasks["main_day"].start == dt.date(2027, 11, 11)
+    # An event that is over is refused.
+    before = await campaigns_counts(campaigns)
+    r = await campaigns.client.post(
+        "/v1/stores/cn-shop/campaigns",
+        json={"name": "old", "event": "double_11", "year": 2020},
+        headers=keys["operator"],
+    )
+    assert r.status_code == 422 and "over" in r.json()["detail"]
+    assert await campaigns_counts(campaigns) == before
+
+
+async def test_idempotency_key_creates_one_campaign(campaigns: Harness, keys: Any) -> None:
+    from services.campaigns.models import Campaign
+
+    h = {**keys["operator"], "Idempotency-Key": "d11-2027-once"}
+    body = {"name": "Double 11 2027", "event": "double_11", "year": 2027}
+    r1 = await campaigns.client.post("/v1/stores/cn-shop/campaigns", json=body, headers=h)
+    r2 = await campaigns.client.post("/v1/stores/cn-shop/campaigns", json=body, headers=h)
+    assert r1.status_code == r2.status_code == 201
+    assert r1.json()["id"] == r2.json()["id"]
+    assert await campaigns.count(Campaign) == 1

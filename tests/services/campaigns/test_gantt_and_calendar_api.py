@@ -183,14 +183,25 @@ async def test_gantt_json_and_svg(campaigns: Harness, keys: Any) -> None:
 async def test_gantt_shades_holidays(campaigns: Harness, keys: Any) -> None:
     r = await campaigns.client.post(
         "/v1/stores/cn-shop/campaigns",
-        json={"name": "D11", "event": "double_11", "year": 2025},
+        json={
+            "name": "Golden Week",
+            "start": "2027-09-20",
+            "end": "2027-10-20",
+            "tasks": [{"id": "t", "name": "T", "owner_role": "operations", "duration": 10}],
+        },
         headers=keys["operator"],
     )
     cid = r.json()["id"]
     r = await campaigns.client.get(f"/v1/campaigns/{cid}/gantt.svg", headers=keys["viewer"])
     root = ET.fromstring(r.text)
-    holidays = {
-        e.attrib["data-date"] for e in root.iter(SVG + "rect") if e.attrib.get("class") == "holiday"
+    shaded = {
+        e.attrib["data-date"]: e.attrib["class"]
+        for e in root.iter(SVG + "rect")
+        if e.attrib.get("class") in ("holiday", "off")
     }
-    assert "2025-10-01" in holidays  # National Day, shaded and named
-    assert "2025-10-11" not in {e.attrib.get("data-date") for e in root.iter(SVG + "rect")}
+    assert shaded["2027-10-01"] == "holiday"  # National Day, shaded and named
+    assert shaded["2027-09-25"] == "off"  # an ordinary Saturday
+    assert "2027-09-22" not in shaded  # a Wednesday
+    # The 10-day task skips the weekend and the Golden Week (Oct 1-5 in 2027).
+    g = (await campaigns.client.get(f"/v1/campaigns/{cid}/gantt", headers=keys["viewer"])).json()
+    assert g["tasks"][0]["due"] == "2027-10-06"  # Sep 20-24, 27-30, then Oct 6
