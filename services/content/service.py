@@ -270,6 +270,8 @@ async def _audit(
 
 async def create_copy(session: AsyncSession, principal: Principal, body: CopyCreate) -> CopyOut:
     store = await _store(session, principal, body.store_id)
+    if store.status == "archived":
+        raise Conflict(f"Store {body.store_id!r} is archived: no new copy")
     _check_template(body.title, body.body, body.variables)
     brief = None
     if body.brief_id is not None:

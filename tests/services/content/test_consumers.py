@@ -65,11 +65,12 @@ async def test_every_contract_example_is_accepted(content: Harness) -> None:
     for topic in ("ingest.v1.dlq", "campaigns.v1.dlq", "diagnosis.v1.dlq"):
         assert await bus.read(topic) == []
     assert await content.count(ContentStore, store_id=STORE) == 1
-    # The example campaign has one copy task: one brief (then cancelled? no: still open).
+    # The example campaign has one copy task (one brief); the ctr finding opens a refresh brief.
     assert await content.count(Brief, kind="campaign") == 1
+    assert await content.count(Brief, kind="refresh") == 1
     # A redelivery is applied once.
     await apply_events(content.app, CampaignCreatedV1.example())
-    assert await content.count(Brief) == 2  # + the refresh brief of the ctr finding
+    assert await content.count(Brief) == 2
 
 
 async def brief_rows(h: Harness, **where: Any) -> list[Any]:

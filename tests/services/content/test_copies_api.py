@@ -369,3 +369,19 @@ async def test_idempotency_key_replays_a_create(content: Harness) -> None:
     assert again.status_code == 201 and again.json()["id"] == first.json()["id"]
     assert again.headers.get("idempotent-replayed") == "true"
     assert await state(content) == before
+
+
+async def test_no_new_copy_for_an_archived_store(content: Harness) -> None:
+    from shared.events.ingest import StoreUpdatedV1
+
+    keys = await setup(content)
+    archived = StoreUpdatedV1(
+        **{**store_event("other").model_dump(exclude={"type", "event_id"}), "status": "archived"}
+    )
+    await apply_events(content.app, archived)
+    before = await state(content)
+    r = await content.client.post(
+        "/v1/copies", json={**BANNER, "store_id": "other"}, headers=keys["writer"]
+    )
+    assert_problem(r, 409)
+    assert await state(content) == before
