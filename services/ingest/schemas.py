@@ -95,6 +95,14 @@ def check_value(metric: str | None, v: float) -> float:
 
 
 def check_dimensions(v: dict[str, str]) -> dict[str, str]:
+    # Rows of one request share a handful of dimension sets: check each set once.
+    _checked_dimensions(tuple(v.items()))
+    return v
+
+
+@lru_cache(maxsize=4096)
+def _checked_dimensions(items: tuple[tuple[str, str], ...]) -> None:
+    v = dict(items)
     if len(v) > MAX_DIMENSIONS:
         raise _err("dimensions", "at most {n} dimensions", n=MAX_DIMENSIONS)
     for key, value in v.items():
@@ -111,7 +119,7 @@ def check_dimensions(v: dict[str, str]) -> dict[str, str]:
                 value=value,
                 allowed=", ".join(sorted(CHANNELS)),
             )
-    return v
+    return None
 
 
 class _In(BaseModel):

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -77,7 +78,12 @@ def _now() -> datetime:
 
 
 def canonical_dimensions(dims: dict[str, str]) -> str:
-    return json.dumps(dims, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _canonical(tuple(sorted(dims.items())))
+
+
+@lru_cache(maxsize=8192)
+def _canonical(items: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps(dict(items), separators=(",", ":"), ensure_ascii=False)
 
 
 def encode_cursor(after: str) -> str:
@@ -451,7 +457,8 @@ async def _write_batch(session: AsyncSession, batch: _Batch) -> IngestResult:
 
 
 def _metric_event_row(r: dict[str, Any]) -> MetricRowV1:
-    return MetricRowV1(
+    # Validated already on the way in: construct without validating again.
+    return MetricRowV1.model_construct(
         date=r["date"], metric=r["metric"], value=r["value"], dimensions=r["dimensions"]
     )
 
