@@ -214,6 +214,26 @@ async def update_experiment(session: AsyncSession, exp_id: str, values: dict[str
     await session.execute(EXPERIMENTS.update().where(EXPERIMENTS.c.id == exp_id).values(**values))
 
 
+async def list_experiments(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    store_ids: frozenset[str] | None,
+    filters: dict[str, Any],
+    after: str | None,
+    limit: int,
+) -> Sequence[Any]:
+    q = select(EXPERIMENTS).where(EXPERIMENTS.c.tenant_id == tenant_id)
+    if store_ids is not None:
+        q = q.where(EXPERIMENTS.c.store_id.in_(sorted(store_ids)))
+    for key, value in filters.items():
+        if value is not None:
+            q = q.where(EXPERIMENTS.c[key] == value)
+    if after:
+        q = q.where(EXPERIMENTS.c.id > after)
+    return (await session.execute(q.order_by(EXPERIMENTS.c.id).limit(limit))).all()
+
+
 async def running_experiments(session: AsyncSession, tenant_id: str, store_id: str) -> list[Any]:
     q = select(EXPERIMENTS).where(
         EXPERIMENTS.c.tenant_id == tenant_id,

@@ -163,6 +163,22 @@ async def create_experiment(body: ExperimentCreate, principal: Operator, uow: Uo
     return out
 
 
+@router.get("/experiments", response_model=Page[ExperimentOut], tags=["experiments"])
+async def list_experiments(
+    principal: Viewer,
+    session: ReadSession,
+    store_id: Annotated[str | None, Query(max_length=128)] = None,
+    campaign_id: Annotated[str | None, Query(max_length=36)] = None,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[ExperimentOut]:
+    filters = {"store_id": store_id, "campaign_id": campaign_id, "status": status}
+    return await service.list_experiments(
+        session, principal, filters=filters, limit=limit, cursor=cursor
+    )
+
+
 @router.get("/experiments/{experiment_id}", response_model=ExperimentOut, tags=["experiments"])
 async def get_experiment(
     experiment_id: str, principal: Viewer, session: ReadSession

@@ -942,6 +942,30 @@ async def get_experiment(session: AsyncSession, principal: Principal, exp_id: st
     return _experiment_out(exp, (await _evaluate(session, exp)).as_dict())
 
 
+async def list_experiments(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    filters: dict[str, Any],
+    limit: int,
+    cursor: str | None,
+) -> Page[ExperimentOut]:
+    """Decided experiments show the evaluation they were decided on; running ones are not
+    re-evaluated in a list (GET one for its live evaluation)."""
+    rows = await repo.list_experiments(
+        session,
+        principal.tenant_id,
+        store_ids=principal.store_ids,
+        filters=filters,
+        after=cursor,
+        limit=limit + 1,
+    )
+    return Page(
+        items=[_experiment_out(e, e.result or {}) for e in rows[:limit]],
+        next_cursor=rows[limit - 1].id if len(rows) > limit else None,
+    )
+
+
 async def decide_experiment(
     session: AsyncSession, principal: Principal, exp_id: str, body: DecideIn
 ) -> ExperimentOut:

@@ -369,6 +369,9 @@ async def test_an_experiment_can_be_stopped_without_a_winner(content: Harness) -
     ).status_code == 403
     r = await c.post(f"/v1/experiments/{exp['id']}/decide", json={"stop": True}, headers=writer)
     assert (r.json()["status"], r.json()["decision"]) == ("stopped", "stopped")
+    listed = (await c.get(f"/v1/experiments?store_id={STORE}", headers=viewer)).json()
+    assert [(e["id"], e["status"]) for e in listed["items"]] == [(exp["id"], "stopped")]
+    assert (await c.get("/v1/experiments?status=running", headers=viewer)).json()["items"] == []
     events = await decided_events(content)
     assert [(e.decision, e.winner_copy_id) for e in events] == [("stopped", None)]
 
