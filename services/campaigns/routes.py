@@ -19,6 +19,7 @@ from services.campaigns.schemas import (
     CampaignCreate,
     CampaignOut,
     CampaignPage,
+    CampaignUpdate,
     ExplainOut,
     FeedTokenOut,
     GanttOut,
@@ -84,6 +85,15 @@ async def list_campaigns(
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut, tags=["campaigns"])
 async def get_campaign(campaign_id: str, principal: Viewer, session: ReadSession) -> CampaignOut:
     return await service.get_campaign(session, principal, campaign_id)
+
+
+@router.patch("/campaigns/{campaign_id}", response_model=CampaignOut, tags=["campaigns"])
+async def update_campaign(
+    campaign_id: str, body: CampaignUpdate, principal: Operator, uow: UoW
+) -> CampaignOut:
+    out = await service.update_campaign(uow.session, principal, campaign_id, body)
+    await uow.commit()
+    return out
 
 
 @router.patch(

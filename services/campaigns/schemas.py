@@ -75,6 +75,18 @@ class TaskMove(_In):
         return self
 
 
+class CampaignUpdate(_In):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    status: CampaignStatus | None = None
+    budget: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _something(self) -> CampaignUpdate:
+        if not self.model_fields_set:
+            raise ValueError("give name, status or budget")
+        return self
+
+
 class DependencyOut(BaseModel):
     task_id: str
     type: str

@@ -30,6 +30,7 @@ from services.campaigns.schemas import (
     CampaignCreate,
     CampaignOut,
     CampaignPage,
+    CampaignUpdate,
     Conflict,
     DependencyIn,
     DependencyOut,
@@ -828,6 +829,38 @@ async def get_campaign(
     plan = _plan_from_rows(tasks, deps)
     computed = await _recompute(session, row, plan)
     return _campaign_out(row, tasks, deps, computed.conflicts)
+
+
+# Which status may follow which: a finished or cancelled campaign stays so.
+TRANSITIONS = {
+    "draft": {"planned", "cancelled"},
+    "planned": {"running", "cancelled", "draft"},
+    "running": {"done", "cancelled"},
+    "done": set(),
+    "cancelled": set(),
+}
+
+
+async def update_campaign(
+    session: AsyncSession, principal: Principal, campaign_id: str, body: CampaignUpdate
+) -> CampaignOut:
+    row = await _visible(session, principal, campaign_id)
+    values: dict[str, Any] = {}
+    if body.status is not None and body.status != row.status:
+        if body.status not in TRANSITIONS[row.status]:
+            raise ConflictError(f"a {row.status} campaign cannot become {body.status}")
+        values["status"] = body.status
+    if body.name is not None:
+        values["name"] = body.name
+    if "budget" in body.model_fields_set:
+        store = await repo.get_store(session, row.tenant_id, row.store_id)
+        values["budget"] = body.budget
+        values["currency"] = (store.currency if store else row.currency) if body.budget else None
+    values.update(sequence=row.sequence + 1, updated_at=_now())
+    await repo.update_campaign(session, row.id, values)
+    out = await get_campaign(session, principal, campaign_id)
+    await stage(session, _state_event(CampaignUpdatedV1, principal.tenant_id, out))
+    return out
 
 
 async def move_task(

@@ -63,6 +63,21 @@ def render(
         f'<rect width="{width}" height="{height}" fill="#fff"/>',
         f'<text x="10" y="18" font-size="14" font-weight="bold">{escape(title)}</text>',
     ]
+    # Legend, in the label column above the lanes.
+    legend = [
+        ('<rect class="bar critical" x="{x}" y="{y}" width="14" height="8" rx="2"/>', "critical"),
+        ('<rect class="bar" x="{x}" y="{y}" width="14" height="8" rx="2"/>', "task"),
+        ('<polygon class="ms" points="{cx},{top} {r},{cy} {cx},{bot} {x},{cy}"/>', "milestone"),
+        ('<rect class="holiday" x="{x}" y="{y}" width="14" height="8"/>', "holiday"),
+        ('<rect class="off" x="{x}" y="{y}" width="14" height="8"/>', "off-day"),
+        ('<line class="today" x1="{cx}" y1="{top}" x2="{cx}" y2="{bot}"/>', "today"),
+    ]
+    for i, (shape, label) in enumerate(legend):
+        lx, ly = 10 + (i % 3) * 80, 30 + (i // 3) * 16
+        out.append(
+            shape.format(x=lx, y=ly, cx=lx + 7, cy=ly + 4, r=lx + 14, top=ly - 2, bot=ly + 10)
+            + f'<text x="{lx + 18}" y="{ly + 8}" font-size="10">{label}</text>'
+        )
     body_top = HEADER
     hol = dict(holidays)
     for d in off_days:

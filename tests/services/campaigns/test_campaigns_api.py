@@ -392,3 +392,42 @@ async def test_idempotency_key_creates_one_campaign(campaigns: Harness, keys: An
     assert r1.status_code == r2.status_code == 201
     assert r1.json()["id"] == r2.json()["id"]
     assert await campaigns.count(Campaign) == 1
+
+
+async def test_status_name_budget_and_pagination(campaigns: Harness, keys: Any) -> None:
+    ids = []
+    for year in (2027, 2028, 2029):
+        ids.append((await create_d11(campaigns, keys, year=year, name=f"D11 {year}"))["id"])
+    c = campaigns.client
+    r = await c.get("/v1/stores/cn-shop/campaigns?limit=2", headers=keys["viewer"])
+    page1 = r.json()
+    r = await c.get(
+        f"/v1/stores/cn-shop/campaigns?limit=2&cursor={page1['next_cursor']}",
+        headers=keys["viewer"],
+    )
+    page2 = r.json()
+    assert sorted(x["id"] for x in page1["items"] + page2["items"]) == sorted(ids)
+    assert page2["next_cursor"] is None
+    r = await c.get("/v1/stores/cn-shop/campaigns?cursor=garbage", headers=keys["viewer"])
+    assert r.status_code == 422
+    r = await c.patch(
+        f"/v1/campaigns/{ids[0]}",
+        json={"status": "running", "budget": 900},
+        headers=keys["operator"],
+    )
+    assert r.status_code == 200 and r.json()["status"] == "running"
+    assert r.json()["budget"] == 900 and r.json()["currency"] == "CNY"
+    r = await c.patch(
+        f"/v1/campaigns/{ids[0]}", json={"status": "cancelled"}, headers=keys["operator"]
+    )
+    assert r.json()["status"] == "cancelled"
+    before = await campaigns_counts(campaigns)
+    r = await c.patch(
+        f"/v1/campaigns/{ids[0]}", json={"status": "running"}, headers=keys["operator"]
+    )
+    assert r.status_code == 409
+    r = await c.patch(f"/v1/campaigns/{ids[0]}", json={}, headers=keys["operator"])
+    assert r.status_code == 422
+    assert await campaigns_counts(campaigns) == before
+    updates = [e for e in await staged(campaigns) if isinstance(e, CampaignUpdatedV1)]
+    assert [e.status for e in updates] == ["running", "cancelled"]
