@@ -16,7 +16,15 @@ from typing import Any
 from services.diagnosis.engine.anomaly import score_series
 from services.diagnosis.engine.baselines import PhaseWindow, compute_baseline
 from services.diagnosis.engine.completeness import Completeness, assess_completeness, row_key
-from services.diagnosis.engine.decomposition import Decomposition, decompose_gmv, mix_rate
+from services.diagnosis.engine.decomposition import (
+    FUNNEL_FACTORS,
+    Decomposition,
+    MixRate,
+    decompose_gmv,
+    decompose_product,
+    funnel_factors,
+    mix_rate,
+)
 from services.diagnosis.engine.errors import InputError
 from services.diagnosis.engine.findings import RULES, Finding, Rule, evaluate_rules
 from services.diagnosis.engine.market import compare, kpi
@@ -78,7 +86,9 @@ class Report:
     data_complete: bool
     completeness: Completeness
     kpis: list[KpiV1]
-    decomposition: Decomposition | None
+    decomposition: Decomposition | None  # gmv = visitors x cvr x aov
+    funnel: Decomposition | None  # gmv = impressions x ctr x visit_rate x cvr x aov
+    mix: MixRate | None  # store cvr across channels: mix versus rate
     root_causes: list[tuple[str, RootCause]]  # (metric, cause)
     rca_verdicts: dict[str, str]
     facts: dict[str, float | None]
@@ -244,11 +254,13 @@ def diagnose_store_day(sd: StoreDay) -> Report:
             )
             for ch in channels
         }
-        mr = mix_rate(seg_before, seg_after)
+        split = mix_rate(seg_before, seg_after)
+        mr: MixRate | None = split
         rel_cvr = facts.get("rel.cvr.all")
-        facts["mix.cvr"] = mr.mix_share if rel_cvr is not None and rel_cvr < 0 else 0.0
+        facts["mix.cvr"] = split.mix_share if rel_cvr is not None and rel_cvr < 0 else 0.0
     except InputError:
         facts["mix.cvr"] = None
+        mr = None
     # competitors
     for metric, agg in (("aov", min), ("visitors", max)):
         changes = []
@@ -267,12 +279,20 @@ def diagnose_store_day(sd: StoreDay) -> Report:
     )
 
     # decomposition and root cause
-    decomposition = None
-    before_all = {m: _base(all_, day, sd, m) for m in ("visitors", "buyers", "gmv")}
-    if all(v for v in before_all.values()) and all(
+    decomposition = funnel = None
+    base_names = ("impressions", "clicks", "visitors", "buyers", "gmv")
+    before_all = {m: _base(all_, day, sd, m) for m in base_names}
+    if all(before_all[m] for m in ("visitors", "buyers", "gmv")) and all(
         today.get(m) for m in ("visitors", "buyers", "gmv")
     ):
         decomposition = decompose_gmv({k: float(v or 0) for k, v in before_all.items()}, today)
+    if all(before_all.values()) and all(today.get(m) for m in base_names):
+        base_vals = {k: float(v or 0) for k, v in before_all.items()}
+        funnel = decompose_product(
+            funnel_factors(*(base_vals[m] for m in base_names)),
+            funnel_factors(*(today[m] for m in base_names)),
+            FUNNEL_FACTORS,
+        )
     root_causes: list[tuple[str, RootCause]] = []
     verdicts: dict[str, str] = {}
     if comp.complete:
@@ -339,6 +359,8 @@ def diagnose_store_day(sd: StoreDay) -> Report:
         comp,
         kpis,
         decomposition,
+        funnel,
+        mr,
         root_causes,
         verdicts,
         facts,

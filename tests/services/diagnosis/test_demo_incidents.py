@@ -87,6 +87,17 @@ def test_gmv_incidents_are_explained_by_the_right_factor(demo: DemoData) -> None
         assert top == want[inc.id], (inc.id, dec.contributions)
 
 
+def test_funnel_names_click_through_for_the_main_image(demo: DemoData) -> None:
+    inc = next(i for i in demo.incidents if i.id == "main_image_ctr_drop")
+    rep = diagnose(demo, inc.store_id, inc.date)
+    assert rep.funnel is not None
+    assert sum(rep.funnel.contributions.values()) == pytest.approx(rep.funnel.change)
+    top = max(rep.funnel.contributions, key=lambda k: abs(rep.funnel.contributions[k]))
+    assert top == "ctr", rep.funnel.contributions
+    assert rep.mix is not None
+    assert rep.mix.after - rep.mix.before == pytest.approx(rep.mix.mix + rep.mix.rate)
+
+
 def test_ordinary_days_raise_nothing(demo: DemoData) -> None:
     incident_days = {(i.store_id, i.date) for i in demo.incidents}
     checked = 0
