@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -24,6 +25,8 @@ from services.content.main import create_app as create_content
 from services.content.models import TABLES as CONTENT_TABLES
 from shared.events import decode
 from shared.events.content import CopyPublishedV1, ExperimentDecidedV1
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 async def _create_db(infra: Infra) -> str:
@@ -165,3 +168,57 @@ async def test_copy_published_and_experiment_decided_over_kafka(
     assert all(rec.key == b"acme-a" for rec in records)
     got = (await c.get(f"/v1/experiments/{exp_id}", headers=writer)).json()
     assert got["status"] == "decided"
+
+
+async def test_python_m_services_content_runs_alone_on_postgres_and_kafka(
+    infra: Infra, topic_prefix: str, tmp_path: Any
+) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    name = await _create_db(infra)
+    log_file = tmp_path / "content.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": infra.async_url(name),
+        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka,
+        "KAFKA_TOPIC_PREFIX": topic_prefix,
+        "OPS_BOOTSTRAP_API_KEY": "it-content-bootstrap-key-123",
+        "PORT": str(port),
+        "LOG_LEVEL": "INFO",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.content"],
+        cwd=REPO,
+        env=env,
+        stdout=log_file.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    auth = {"Authorization": "Bearer it-content-bootstrap-key-123"}
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+
+            async def ready() -> bool:
+                if proc.poll() is not None:
+                    raise AssertionError(log_file.read_text())
+                try:
+                    return (await c.get("/readyz")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            await wait_until(ready, 60, 0.2)
+            r = await c.post(
+                "/v1/lint", json={"text": "全网最低价", "locale": "zh-CN"}, headers=auth
+            )
+            assert r.status_code == 200 and r.json()["errors"] >= 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        await _drop_db(infra, name)
+    assert '"event": "service_stopped"' in log_file.read_text()
