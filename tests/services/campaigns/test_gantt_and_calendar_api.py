@@ -164,7 +164,11 @@ async def test_gantt_json_and_svg(campaigns: Harness, keys: Any) -> None:
         owner = lane.attrib.get("data-owner")
         ids = {e.attrib["data-task-id"] for e in lane.iter() if "data-task-id" in e.attrib}
         assert ids == {k for k, t in tasks.items() if t["owner_role"] == owner}
-    today_line = [e for e in root.iter(SVG + "line") if "today" in e.attrib.get("class", "")]
+    today_line = [
+        e
+        for e in root.iter(SVG + "line")
+        if "today" in e.attrib.get("class", "") and "data-date" in e.attrib
+    ]
     assert len(today_line) == 1
     assert int(today_line[0].attrib["x1"]) == LABEL + (today - origin).days * DAY + DAY // 2
     weeks = [e for e in root.iter(SVG + "line") if "data-week" in e.attrib]
@@ -172,7 +176,7 @@ async def test_gantt_json_and_svg(campaigns: Harness, keys: Any) -> None:
     shaded = {
         e.attrib["data-date"]
         for e in root.iter(SVG + "rect")
-        if e.attrib.get("class") in ("off", "holiday")
+        if e.attrib.get("class") in ("off", "holiday") and "data-date" in e.attrib
     }
     assert set(g["off_days"]) <= shaded | {
         d for d in g["off_days"] if dt.date.fromisoformat(d) < origin
@@ -197,7 +201,7 @@ async def test_gantt_shades_holidays(campaigns: Harness, keys: Any) -> None:
     shaded = {
         e.attrib["data-date"]: e.attrib["class"]
         for e in root.iter(SVG + "rect")
-        if e.attrib.get("class") in ("holiday", "off")
+        if e.attrib.get("class") in ("holiday", "off") and "data-date" in e.attrib
     }
     assert shaded["2027-10-01"] == "holiday"  # National Day, shaded and named
     assert shaded["2027-09-25"] == "off"  # an ordinary Saturday
