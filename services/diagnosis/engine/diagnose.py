@@ -44,6 +44,8 @@ RATIOS: dict[str, tuple[str, str]] = {
     "add_to_cart_rate": ("add_to_cart", "visitors"),
 }
 KPI_METRICS = ("gmv", "visitors", "buyers", "cvr", "aov", "ctr", "inquiry_cvr", "refund_rate")
+# The store's move (net of the market) below which no root cause is looked for.
+MIN_MOVE_FOR_CAUSES = 0.03
 SCOPE_METRICS = (
     "visitors",
     "impressions",
@@ -297,10 +299,16 @@ def diagnose_store_day(sd: StoreDay) -> Report:
     verdicts: dict[str, str] = {}
     if comp.complete:
         for metric, ratio in (("gmv", False), ("cvr", True)):
+            moved = facts.get(f"rel.{metric}.all")
+            if moved is None or abs(moved) < MIN_MOVE_FOR_CAUSES:
+                verdicts[metric] = "no_change"
+                continue
             res = _leaf_rca(sd, metric, ratio)
             if res is not None:
                 verdicts[metric] = res[0]
-                root_causes.extend((metric, c) for c in res[1])
+                # a report names the causes of the store's move, not a small leaf going the
+                # other way
+                root_causes.extend((metric, c) for c in res[1] if c.share_of_change >= 0.1)
 
     if not comp.complete:
         scope_text = "".join(
