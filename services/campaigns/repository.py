@@ -335,6 +335,54 @@ async def insert_bookings(session: AsyncSession, rows: Sequence[dict[str, Any]])
         await session.execute(BOOKINGS.insert(), list(rows))
 
 
+async def get_booking(session: AsyncSession, tenant_id: str, slot_id: str, booking_id: str) -> Any:
+    return (
+        await session.execute(
+            select(BOOKINGS).where(
+                BOOKINGS.c.tenant_id == tenant_id,
+                BOOKINGS.c.slot_id == slot_id,
+                BOOKINGS.c.id == booking_id,
+            )
+        )
+    ).first()
+
+
+async def delete_booking(session: AsyncSession, booking: Any) -> None:
+    """Remove a booking and give its unit back (both counters, in the same transaction)."""
+    await session.execute(BOOKINGS.delete().where(BOOKINGS.c.id == booking.id))
+    await session.execute(
+        SLOT_DAYS.update()
+        .where(SLOT_DAYS.c.slot_id == booking.slot_id, SLOT_DAYS.c.day == booking.day)
+        .values(booked=SLOT_DAYS.c.booked - 1)
+    )
+    await session.execute(
+        SLOT_DAY_STORES.update()
+        .where(
+            SLOT_DAY_STORES.c.slot_id == booking.slot_id,
+            SLOT_DAY_STORES.c.day == booking.day,
+            SLOT_DAY_STORES.c.store_id == booking.store_id,
+        )
+        .values(booked=SLOT_DAY_STORES.c.booked - 1)
+    )
+
+
+async def list_bookings(
+    session: AsyncSession, tenant_id: str, slot_id: str, lo: dt.date, hi: dt.date
+) -> Sequence[Any]:
+    return (
+        await session.execute(
+            select(BOOKINGS)
+            .where(
+                BOOKINGS.c.tenant_id == tenant_id,
+                BOOKINGS.c.slot_id == slot_id,
+                BOOKINGS.c.day >= lo,
+                BOOKINGS.c.day <= hi,
+            )
+            .order_by(BOOKINGS.c.day, BOOKINGS.c.created_at, BOOKINGS.c.id)
+        )
+    ).all()
+
+
 async def count_bookings(session: AsyncSession, slot_id: str, day: dt.date | None = None) -> int:
     q = select(func.count()).select_from(BOOKINGS).where(BOOKINGS.c.slot_id == slot_id)
     if day is not None:

@@ -141,6 +141,20 @@ async def book(slot_id: str, body: BookingCreate, principal: Operator, uow: UoW)
     return out
 
 
+@router.get("/slots/{slot_id}/bookings", response_model=list[BookingOut], tags=["slots"])
+async def list_bookings(
+    slot_id: str, principal: Viewer, session: ReadSession, start: dt.date, end: dt.date
+) -> list[BookingOut]:
+    return await service.list_bookings(session, principal, slot_id, start, end)
+
+
+@router.delete("/slots/{slot_id}/bookings/{booking_id}", status_code=204, tags=["slots"])
+async def cancel_booking(slot_id: str, booking_id: str, principal: Operator, uow: UoW) -> Response:
+    await service.cancel_booking(uow.session, principal, slot_id, booking_id)
+    await uow.session.commit()  # stages no event
+    return Response(status_code=204)
+
+
 @router.post(
     "/slots/{slot_id}/allocations", status_code=201, response_model=AllocationOut, tags=["slots"]
 )

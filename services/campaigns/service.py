@@ -1237,6 +1237,40 @@ async def book(
     return BookingOut(**{k: v for k, v in values.items() if k in BookingOut.model_fields})
 
 
+async def cancel_booking(
+    session: AsyncSession, principal: Principal, slot_id: str, booking_id: str
+) -> None:
+    slot = await _slot(session, principal, slot_id)
+    booking = await repo.get_booking(session, principal.tenant_id, slot.id, booking_id)
+    if booking is None or not principal.can_see_store(booking.store_id):
+        raise NotFound(f"Booking {booking_id!r} not found")
+    await repo.delete_booking(session, booking)
+
+
+async def list_bookings(
+    session: AsyncSession, principal: Principal, slot_id: str, start: dt.date, end: dt.date
+) -> list[BookingOut]:
+    slot = await _slot(session, principal, slot_id)
+    if end < start or (end - start).days > MAX_CALENDAR_DAYS:
+        raise _invalid(
+            ["query", "end"], f"end is before start or more than {MAX_CALENDAR_DAYS} days on"
+        )
+    rows = await repo.list_bookings(session, principal.tenant_id, slot.id, start, end)
+    return [
+        BookingOut(
+            id=r.id,
+            slot_id=r.slot_id,
+            store_id=r.store_id,
+            day=r.day,
+            tier=r.tier,
+            priority=r.priority,
+            allocation_id=r.allocation_id,
+        )
+        for r in rows
+        if principal.can_see_store(r.store_id)
+    ]
+
+
 async def allocate_period(
     session: AsyncSession,
     principal: Principal,

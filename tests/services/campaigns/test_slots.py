@@ -219,3 +219,36 @@ def test_allocation_properties(seed: int) -> None:
                     assert high.granted == high.wanted or high.granted == rules.max_per_store()
         for o in todays:
             assert o.reasons, o  # every outcome is explained
+
+
+async def test_cancelling_a_booking_gives_the_unit_back(campaigns: Harness, keys: Any) -> None:
+    c = campaigns.client
+    slot = await make_slot(campaigns, keys, "Push", 1)
+    r = await c.post(
+        f"/v1/slots/{slot}/bookings",
+        json={"store_id": "s1", "day": day(4)},
+        headers=keys["operator"],
+    )
+    booking = r.json()["id"]
+    r = await c.post(
+        f"/v1/slots/{slot}/bookings",
+        json={"store_id": "s2", "day": day(4)},
+        headers=keys["operator"],
+    )
+    assert r.status_code == 409
+    r = await c.get(
+        f"/v1/slots/{slot}/bookings?start={day(0)}&end={day(30)}", headers=keys["viewer"]
+    )
+    assert [b["id"] for b in r.json()] == [booking]
+    r = await c.delete(f"/v1/slots/{slot}/bookings/{booking}", headers=keys["rival"])
+    assert r.status_code == 404
+    r = await c.delete(f"/v1/slots/{slot}/bookings/{booking}", headers=keys["operator"])
+    assert r.status_code == 204
+    r = await c.post(
+        f"/v1/slots/{slot}/bookings",
+        json={"store_id": "s2", "day": day(4)},
+        headers=keys["operator"],
+    )
+    assert r.status_code == 201
+    r = await c.delete(f"/v1/slots/{slot}/bookings/{booking}", headers=keys["operator"])
+    assert r.status_code == 404
