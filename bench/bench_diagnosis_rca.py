@@ -164,7 +164,7 @@ def main(seed0: int = HELD_OUT) -> int:
     results: list[tuple[str, str, str, bool, str]] = []
     t_all, tb_all = [], []
     for order, target in ((1, 0.95), (2, 0.9), (3, 0.9)):
-        for noise in (0.0, 0.05):
+        for noise in (0.0, 0.05, 0.10):
             r = run_cell(order, noise, seed0)
             t_all.append(r["t"])
             tb_all.append(r["base_t"])
