@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from sqlalchemy import (
@@ -37,6 +38,7 @@ from shared.observability import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLI
 log = structlog.get_logger("outbox")
 
 RELAY_LOCK_KEY = 0x5701_0B0C  # advisory lock id: one relay per database
+MAX_BATCH_BYTES = 8 * 1024 * 1024
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -155,7 +157,7 @@ class OutboxRelay:
         if self.db.sqlite:
             # Read outside a write transaction so that writers are not blocked while publishing.
             async with self.db.session(readonly=True) as s:
-                rows = (await s.execute(self._pending())).all()
+                rows = await self._fetch(s)
             if rows:
                 await self.bus.publish([self._message(r) for r in rows])
                 async with self.db.session() as s:
@@ -170,7 +172,7 @@ class OutboxRelay:
                 locked = await s.scalar(select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY)))
                 if not locked:
                     return 0
-                rows = (await s.execute(self._pending())).all()
+                rows = await self._fetch(s)
                 if rows:
                     await self.bus.publish([self._message(r) for r in rows])
                     await s.execute(
@@ -182,9 +184,28 @@ class OutboxRelay:
         await self.refresh_gauges()
         return len(rows)
 
-    def _pending(self):  # type: ignore[no-untyped-def]
+    async def _fetch(self, s: AsyncSession) -> list[Any]:
+        """The next unpublished rows in id order, at most batch_size of them and about
+        MAX_BATCH_BYTES of payload, so that a backlog of large events never loads at once."""
         table = OutboxMessage.__table__  # type: ignore[attr-defined]
-        return (
+        sizes = (
+            await s.execute(
+                select(table.c.id, func.length(table.c.payload))
+                .where(table.c.published_at.is_(None))
+                .order_by(table.c.id)
+                .limit(self.batch_size)
+            )
+        ).all()
+        ids: list[int] = []
+        total = 0
+        for row_id, size in sizes:
+            if ids and total + (size or 0) > MAX_BATCH_BYTES:
+                break
+            ids.append(row_id)
+            total += size or 0
+        if not ids:
+            return []
+        q = (
             select(
                 table.c.id,
                 table.c.topic,
@@ -193,10 +214,10 @@ class OutboxRelay:
                 table.c.event_type,
                 table.c.event_id,
             )
-            .where(table.c.published_at.is_(None))
+            .where(table.c.id.in_(ids))
             .order_by(table.c.id)
-            .limit(self.batch_size)
         )
+        return list((await s.execute(q)).all())
 
     @staticmethod
     def _message(r: object) -> Message:

@@ -40,9 +40,7 @@ def import_file(
     store: Annotated[str, typer.Option("--store", help="the store's id")],
     tenant: Annotated[str | None, typer.Option(help="needed if two tenants use the id")] = None,
     preset: Annotated[str | None, typer.Option(help="shopify_sales, sycm_daily, ads_spend")] = None,
-    format: Annotated[
-        str | None, typer.Option(help="csv or ndjson (default: by suffix)")
-    ] = None,
+    format: Annotated[str | None, typer.Option(help="csv or ndjson (default: by suffix)")] = None,
     encoding: Annotated[str, typer.Option(help="auto, utf-8, gb18030 ...")] = "auto",
 ) -> None:
     fmt = format or ("ndjson" if file.suffix in (".ndjson", ".jsonl") else "csv")
@@ -90,6 +88,9 @@ async def _import(
             for err in exc.errors or []:
                 console.print(f"  {'.'.join(map(str, err['loc']))}: {err['msg']}")
             return 2
+        bus = make_bus(settings)
+        await bus.start()
+        relay = OutboxRelay(db, bus, service="ingest-cli", batch_size=settings.outbox_batch_size)
         for warning in job.warnings:
             console.print(f"[yellow]{warning}")
         with Progress(
@@ -111,6 +112,9 @@ async def _import(
                         max_problems=settings.import_max_problems,
                     )
                     await s.commit()
+                # Hand each batch's events to the bus at once: the backlog stays small.
+                while await relay.publish_once():
+                    pass
                 async with db.session(readonly=True) as s:
                     job = await service.get_import(s, principal, job.id)
                 bar.update(
@@ -119,7 +123,7 @@ async def _import(
                     rows=f"{job.rows_accepted + job.rows_updated:,} rows, "
                     f"{job.rows_rejected:,} rejected",
                 )
-        await _publish(settings, db)
+        await bus.stop()
         _summary(job)
         if job.rows_rejected:
             async with db.session(readonly=True) as s:
@@ -131,18 +135,6 @@ async def _import(
         return 0 if job.status == "succeeded" else 1
     finally:
         await db.dispose()
-
-
-async def _publish(settings: IngestSettings, db: Database) -> None:
-    """Hand the staged events to the bus now, rather than waiting for the service's relay."""
-    bus = make_bus(settings)
-    await bus.start()
-    try:
-        relay = OutboxRelay(db, bus, service="ingest-cli", batch_size=settings.outbox_batch_size)
-        while await relay.publish_once():
-            pass
-    finally:
-        await bus.stop()
 
 
 def _summary(job: service.ImportJobOut) -> None:

@@ -149,30 +149,55 @@ async def upsert_rows(
 async def _upsert_sqlite(
     session: AsyncSession, table: Table, key_columns: Sequence[str], rows: Sequence[dict[str, Any]]
 ) -> UpsertResult:
-    """INSERT ... ON CONFLICT DO UPDATE ... WHERE the value changed RETURNING: the rows it
-    returns were written, the others were duplicates; a returned id above the table's largest id
-    before the statement is an insert (writers are serialised by BEGIN IMMEDIATE, and SQLite
-    gives a new row max(rowid) + 1), the rest are updates."""
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    """Stage the rows in a temporary table (executemany), then classify them with one join on
+    the unique key, insert the new ones and update the changed ones with one statement each:
+    every loop runs inside SQLite, and nothing grows with the rows already stored. Exact because
+    writers are serialised by BEGIN IMMEDIATE."""
+    from sqlalchemy import Column, MetaData, and_, exists, insert, literal_column, update
 
-    before = int(await session.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0)
-    stmt: Any = sqlite_insert(table)
-    update_cols = {"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at}
-    if "source" in table.c:
-        update_cols["source"] = stmt.excluded.source
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c[k] for k in key_columns],
-        set_=update_cols,
-        where=table.c.value != stmt.excluded.value,
-    ).returning(table.c.id, *[table.c[k] for k in key_columns])
-    by_key = {tuple(r[k] for k in key_columns): r for r in rows}
+    columns = [c for c in table.columns if c.name != "id"]
+    stage = Table(
+        f"stage_{table.name}",
+        MetaData(),
+        *[Column(c.name, c.type) for c in columns],
+        prefixes=["TEMPORARY"],
+    )
+    conn = await session.connection()
+    await conn.run_sync(lambda c: stage.create(c, checkfirst=True))
+    await conn.execute(stage.delete())
+    await conn.execute(insert(stage), list(rows))
+    match = and_(*[table.c[k] == stage.c[k] for k in key_columns])
+    found = await conn.execute(
+        select(literal_column(f"{stage.name}.rowid"), table.c.value).select_from(
+            stage.outerjoin(table, match)
+        )
+    )
     inserted: list[dict[str, Any]] = []
     updated: list[dict[str, Any]] = []
-    res = await session.execute(stmt, list(rows))
-    for rec in res:
-        original = by_key[tuple(rec[1:])]
-        (inserted if rec[0] > before else updated).append(original)
-    return UpsertResult(inserted, updated, len(rows) - len(inserted) - len(updated))
+    dupes = 0
+    for rowid, value in found:
+        row = rows[rowid - 1]
+        if value is None:
+            inserted.append(row)
+        elif value != row["value"]:
+            updated.append(row)
+        else:
+            dupes += 1
+    names = [c.name for c in columns]
+    if inserted:
+        await conn.execute(
+            insert(table).from_select(
+                names, select(*[stage.c[n] for n in names]).where(~exists().where(match))
+            )
+        )
+    if updated:
+        values: dict[str, Any] = {"value": stage.c.value, "updated_at": stage.c.updated_at}
+        if "source" in table.c:
+            values["source"] = stage.c.source
+        await conn.execute(
+            update(table).where(match, table.c.value != stage.c.value).values(**values)
+        )
+    return UpsertResult(inserted, updated, dupes)
 
 
 async def _upsert_postgres(

@@ -457,8 +457,7 @@ async def _write_batch(session: AsyncSession, batch: _Batch) -> IngestResult:
 
 
 def _metric_event_row(r: dict[str, Any]) -> MetricRowV1:
-    # Validated already on the way in: construct without validating again.
-    return MetricRowV1.model_construct(
+    return MetricRowV1(
         date=r["date"], metric=r["metric"], value=r["value"], dimensions=r["dimensions"]
     )
 
