@@ -103,6 +103,10 @@ def run(path: str) -> tuple[str, list[str]]:
                 f"{raw_rows[i + 1][0]!r} after {raw_rows[i][0]!r})"
             )
     step = min(diffs) if diffs else DAY
+    if diffs and all(d >= DAY - 3600 and abs(d - DAY * round(d / DAY)) <= 3600 for d in diffs):
+        # local midnights across a daylight-saving change are 23 or 25 hours apart: still days
+        step = DAY
+        diffs = [DAY * round(d / DAY) for d in diffs]
     grid: list[float | None] = []
     index: list[int] = []  # position of each input row on the regular grid
     gaps = missing_steps = 0

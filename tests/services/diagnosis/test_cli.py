@@ -165,6 +165,20 @@ def test_anomaly_daily_iso_dates_and_gaps(tmp_path: Path) -> None:
     assert sum(x["label"] == "1" for x in rows) == 1  # and the gap raised nothing after it
 
 
+def test_anomaly_daily_local_midnights_across_daylight_saving(tmp_path: Path) -> None:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo("Europe/Berlin")
+    lines = ["timestamp,value"]
+    for i in range(60):
+        d = dt.datetime(2025, 3, 1, tzinfo=tz) + dt.timedelta(days=i)
+        lines.append(f"{d.isoformat()},{100 + (i % 7 == 6) * 20 + (i % 3)}")
+    r = run("anomaly", write(tmp_path, "dst.csv", "\n".join(lines) + "\n"))
+    assert r.returncode == 0, r.stderr
+    assert len(parse(r.stdout)) == 60 and "gap" not in r.stderr
+
+
 def test_anomaly_constant_series_is_not_an_error(tmp_path: Path) -> None:
     text = "timestamp,value\n" + "".join(f"{i * 60},5\n" for i in range(100))
     r = run("anomaly", write(tmp_path, "const.csv", text))
