@@ -6,18 +6,19 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, case, func, select
+from sqlalchemy import Table, bindparam, case, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.ingest.models import OrderFact, RefundFact, Store, WebhookDelivery
+from services.ingest.models import OrderFact, RefundFact, SourceHealth, Store, WebhookDelivery
 from services.ingest.webhooks.platforms import Order, Refund
 
 STORES: Table = Store.__table__  # type: ignore[attr-defined]
 DELIVERIES: Table = WebhookDelivery.__table__  # type: ignore[attr-defined]
 ORDERS: Table = OrderFact.__table__  # type: ignore[attr-defined]
 REFUNDS: Table = RefundFact.__table__  # type: ignore[attr-defined]
+SOURCE_HEALTH: Table = SourceHealth.__table__  # type: ignore[attr-defined]
 
 Pair = tuple[dt.date, str]
 
@@ -53,6 +54,47 @@ async def insert_delivery(session: AsyncSession, values: dict[str, Any]) -> bool
     return bool(res.rowcount)
 
 
+IDENTITY = ("tenant_id", "store_id", "platform", "delivery_id")
+
+
+async def insert_deliveries(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[bool]:
+    """Insert a batch of deliveries in two statements; per row, True if inserted, False if it
+    was already there (a replay) or repeats an earlier row of the batch. On SQLite the writer
+    holds the write lock, so the read is exact; elsewhere ON CONFLICT DO NOTHING still keeps a
+    racing replay from being written twice."""
+    if not rows:
+        return []
+    existing: set[tuple[Any, ...]] = set()
+    by_store: dict[tuple[str, str, str], list[str]] = {}
+    for r in rows:
+        by_store.setdefault((r["tenant_id"], r["store_id"], r["platform"]), []).append(
+            r["delivery_id"]
+        )
+    for (tenant, store, platform), ids in by_store.items():
+        q = select(DELIVERIES.c.delivery_id).where(
+            DELIVERIES.c.tenant_id == tenant,
+            DELIVERIES.c.store_id == store,
+            DELIVERIES.c.platform == platform,
+            DELIVERIES.c.delivery_id.in_(sorted(set(ids))),
+        )
+        existing |= {(tenant, store, platform, d) for (d,) in await session.execute(q)}
+    fresh: list[dict[str, Any]] = []
+    out: list[bool] = []
+    for r in rows:
+        key = tuple(r[k] for k in IDENTITY)
+        if key in existing:
+            out.append(False)
+        else:
+            existing.add(key)
+            fresh.append(r)
+            out.append(True)
+    if fresh:
+        dialect = session.bind.dialect.name  # type: ignore[union-attr]
+        ins: Any = pg_insert(DELIVERIES) if dialect == "postgresql" else sqlite_insert(DELIVERIES)
+        await session.execute(ins.on_conflict_do_nothing(index_elements=list(IDENTITY)), fresh)
+    return out
+
+
 async def pending_deliveries(session: AsyncSession, limit: int) -> Sequence[Any]:
     q = (
         select(DELIVERIES)
@@ -81,11 +123,10 @@ async def upsert_orders(
     orders: Sequence[Order],
     now: dt.datetime,
 ) -> set[Pair]:
-    """Write the latest state of each order; returns the (date, channel) cells it touched,
-    the old one included when an order moved."""
+    """Write the latest state of each order (ids unique in `orders`) in three statements;
+    returns the (date, channel) cells touched, the old one included when an order moved."""
     if not orders:
         return set()
-    ids = [o.order_id for o in orders]
     old = {
         r.order_id: r
         for r in await session.execute(
@@ -93,11 +134,13 @@ async def upsert_orders(
                 ORDERS.c.tenant_id == tenant_id,
                 ORDERS.c.store_id == store_id,
                 ORDERS.c.platform == platform,
-                ORDERS.c.order_id.in_(ids),
+                ORDERS.c.order_id.in_([o.order_id for o in orders]),
             )
         )
     }
     pairs: set[Pair] = set()
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
     for o in orders:
         values = {
             "local_date": o.local_date,
@@ -110,19 +153,29 @@ async def upsert_orders(
         }
         prev = old.get(o.order_id)
         if prev is None:
-            await session.execute(
-                ORDERS.insert().values(
-                    tenant_id=tenant_id,
-                    store_id=store_id,
-                    platform=platform,
-                    order_id=o.order_id,
+            inserts.append(
+                {
+                    "tenant_id": tenant_id,
+                    "store_id": store_id,
+                    "platform": platform,
+                    "order_id": o.order_id,
                     **values,
-                )
+                }
             )
         else:
             pairs.add((prev.local_date, prev.channel))
-            await session.execute(ORDERS.update().where(ORDERS.c.id == prev.id).values(**values))
+            updates.append({"_id": prev.id, **values})
         pairs.add((o.local_date, o.channel))
+    if inserts:
+        await session.execute(ORDERS.insert(), inserts)
+    if updates:
+        cols = ("local_date", "channel", "gmv", "currency", "buyer_key", "cancelled", "updated_at")
+        await session.execute(
+            ORDERS.update()
+            .where(ORDERS.c.id == bindparam("_id"))
+            .values(**{c: bindparam(c) for c in cols}),
+            updates,
+        )
     return pairs
 
 
@@ -146,11 +199,10 @@ async def upsert_refunds(
     refunds: Sequence[tuple[Refund, str]],
     now: dt.datetime,
 ) -> set[Pair]:
-    """Refunds with the channel of their order. A refund keeps the date it was first given
-    (a WooCommerce refund has none of its own and is dated when first seen)."""
+    """Refunds (ids unique) with the channel of their order. A refund keeps the date it was
+    first given (a WooCommerce refund has none of its own and is dated when first seen)."""
     if not refunds:
         return set()
-    ids = [r.refund_id for r, _ in refunds]
     old = {
         r.refund_id: r
         for r in await session.execute(
@@ -160,36 +212,49 @@ async def upsert_refunds(
                 REFUNDS.c.tenant_id == tenant_id,
                 REFUNDS.c.store_id == store_id,
                 REFUNDS.c.platform == platform,
-                REFUNDS.c.refund_id.in_(ids),
+                REFUNDS.c.refund_id.in_([r.refund_id for r, _ in refunds]),
             )
         )
     }
     pairs: set[Pair] = set()
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
     for r, channel in refunds:
         prev = old.get(r.refund_id)
         if prev is None:
-            await session.execute(
-                REFUNDS.insert().values(
-                    tenant_id=tenant_id,
-                    store_id=store_id,
-                    platform=platform,
-                    refund_id=r.refund_id,
-                    order_id=r.order_id,
-                    local_date=r.local_date,
-                    channel=channel,
-                    amount=r.amount,
-                    updated_at=now,
-                )
+            inserts.append(
+                {
+                    "tenant_id": tenant_id,
+                    "store_id": store_id,
+                    "platform": platform,
+                    "refund_id": r.refund_id,
+                    "order_id": r.order_id,
+                    "local_date": r.local_date,
+                    "channel": channel,
+                    "amount": r.amount,
+                    "updated_at": now,
+                }
             )
             pairs.add((r.local_date, channel))
         else:
             pairs.add((prev.local_date, prev.channel))
             pairs.add((prev.local_date, channel))
-            await session.execute(
-                REFUNDS.update()
-                .where(REFUNDS.c.id == prev.id)
-                .values(channel=channel, amount=r.amount, updated_at=now)
+            updates.append(
+                {"_id": prev.id, "channel": channel, "amount": r.amount, "updated_at": now}
             )
+    if inserts:
+        await session.execute(REFUNDS.insert(), inserts)
+    if updates:
+        await session.execute(
+            REFUNDS.update()
+            .where(REFUNDS.c.id == bindparam("_id"))
+            .values(
+                channel=bindparam("channel"),
+                amount=bindparam("amount"),
+                updated_at=bindparam("updated_at"),
+            ),
+            updates,
+        )
     return pairs
 
 
@@ -218,6 +283,45 @@ async def rechannel_refunds(
                 REFUNDS.update().where(REFUNDS.c.id == r.id).values(channel=want, updated_at=now)
             )
     return pairs
+
+
+async def mark_processed(
+    session: AsyncSession, ids: Sequence[int], now: dt.datetime, *, blank_payload: bool = False
+) -> None:
+    if not ids:
+        return
+    values: dict[str, Any] = {
+        "status": "processed",
+        "processed_at": now,
+        "error": None,
+        "attempts": DELIVERIES.c.attempts + 1,
+    }
+    if blank_payload:
+        values["payload"] = "{}"
+    await session.execute(
+        DELIVERIES.update().where(DELIVERIES.c.id.in_(list(ids))).values(**values)
+    )
+
+
+async def bump_delivered(
+    session: AsyncSession, tenant_id: str, store_id: str, source: str, n: int, now: dt.datetime
+) -> None:
+    """Data health for a processed batch in two statements (ingest's record_delivery counts
+    one delivery at a time; a batch of hundreds would cost as many round trips)."""
+    t = SOURCE_HEALTH
+    ins: Any = (
+        pg_insert(t) if session.bind.dialect.name == "postgresql" else sqlite_insert(t)  # type: ignore[union-attr]
+    )
+    await session.execute(
+        ins.values(
+            tenant_id=tenant_id, store_id=store_id, source=source, delivered=0, failed=0, rejected=0
+        ).on_conflict_do_nothing(index_elements=["tenant_id", "store_id", "source"])
+    )
+    await session.execute(
+        t.update()
+        .where(t.c.tenant_id == tenant_id, t.c.store_id == store_id, t.c.source == source)
+        .values(delivered=t.c.delivered + n, last_delivery_at=now)
+    )
 
 
 async def order_totals(

@@ -12,8 +12,6 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from services.ingest.webhooks import service
-from shared.app import UoW
-from shared.errors import MalformedJson
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
@@ -30,24 +28,18 @@ Endpoint = Literal["shopify", "woocommerce", "generic"]
 
 @router.post("/{platform}/{store_id}", status_code=202)
 async def receive_webhook(
-    platform: Endpoint, store_id: StoreId, request: Request, uow: UoW, now: Clock
+    platform: Endpoint, store_id: StoreId, request: Request, now: Clock
 ) -> JSONResponse:
-    body = await request.body()
+    # No UoW here: the delivery is committed by the webhooks' group-commit writer (the
+    # transaction boundary of this path) before the answer leaves.
     got = await service.receive(
-        uow.session,
+        service.runtime(request.app.state),
         platform,
         store_id,
         request.headers,
-        body,
+        await request.body(),
         now=now(),
         tolerance_seconds=request.app.state.settings.webhook_timestamp_tolerance_seconds,
     )
-    await uow.commit()
-    if got.rejected:
-        raise MalformedJson(got.rejected)
-    if got.status == "accepted":
-        wake = getattr(request.app.state, "webhook_wake", None)
-        if wake is not None:
-            wake.set()
     code = 202 if got.status == "accepted" else 200
     return JSONResponse({"status": got.status, "delivery_id": got.delivery_id}, status_code=code)

@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import secrets
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from services.ingest.schemas import MetricRowIn
 from services.ingest.webhooks import platforms as p
 from services.ingest.webhooks import repository as repo
 from shared.auth import Principal
-from shared.errors import DomainError, NotFound
+from shared.errors import DomainError, MalformedJson, NotFound, Unavailable
 
 log = structlog.get_logger("webhooks")
 
@@ -44,7 +45,6 @@ class SignatureInvalid(DomainError):
 class Received:
     status: str  # accepted | duplicate | ping | ignored
     delivery_id: str | None = None
-    rejected: str | None = None  # signed but unreadable: counted in data health, then 400
 
 
 def _now() -> datetime:
@@ -60,8 +60,92 @@ def _body_id(body: bytes) -> str:
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
+class Runtime:
+    """Per-app state of the webhooks: the store directory cache, the group-commit writer, the
+    processor's wake-up, and one in-process write lock so the receive path and the processor
+    take turns instead of colliding on SQLite's busy handler (which sleeps in coarse steps)."""
+
+    def __init__(self, db: Any, *, store_ttl_seconds: float = 2.0, max_batch: int = 500) -> None:
+        self.db = db
+        self.write_lock = asyncio.Lock()
+        self.wake = asyncio.Event()
+        self.store_ttl = store_ttl_seconds
+        self.max_batch = max_batch
+        self._stores: dict[tuple[str, str], tuple[float, list[Any]]] = {}
+        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[bool]]] = asyncio.Queue()
+        self.writer_running = False
+
+    async def stores(self, store_id: str, endpoint: str) -> list[Any]:
+        """Stores by id for an endpoint, cached briefly: a delivery must not cost a query for
+        a registry that changes rarely. Misses are not cached, so a new store works at once;
+        a rotated secret is picked up within the TTL (platforms retry a refused delivery)."""
+        key = (store_id, endpoint)
+        hit = self._stores.get(key)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self.store_ttl:
+            return hit[1]
+        async with self.db.session(readonly=True) as s:
+            rows = [
+                r
+                for r in await repo.stores_by_id(s, store_id, ENDPOINT_PLATFORMS[endpoint])
+                if r.webhook_secret
+            ]
+        if rows:
+            if len(self._stores) > 10_000:
+                self._stores.clear()
+            self._stores[key] = (now, rows)
+        return rows
+
+    async def store_delivery(self, values: dict[str, Any]) -> bool:
+        """Write one delivery; True if new. Through the writer when it runs (group commit: the
+        deliveries that arrive while a batch commits share the next transaction)."""
+        if not self.writer_running:
+            async with self.write_lock, self.db.session() as s:
+                (inserted,) = await repo.insert_deliveries(s, [values])
+                await s.commit()
+            return inserted
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((values, fut))
+        return await fut
+
+    async def run_writer(self) -> None:
+        self.writer_running = True
+        try:
+            while True:
+                batch = [await self._queue.get()]
+                while not self._queue.empty() and len(batch) < self.max_batch:
+                    batch.append(self._queue.get_nowait())
+                try:
+                    async with self.write_lock, self.db.session() as s:
+                        results = await repo.insert_deliveries(s, [v for v, _ in batch])
+                        await s.commit()
+                except Exception as exc:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for (_, fut), inserted in zip(batch, results, strict=True):
+                    if not fut.done():
+                        fut.set_result(inserted)
+                self.wake.set()
+        finally:
+            self.writer_running = False
+            while not self._queue.empty():
+                _, fut = self._queue.get_nowait()
+                if not fut.done():
+                    fut.set_exception(Unavailable("The webhook writer stopped; retry"))
+
+
+def runtime(state: Any) -> Runtime:
+    rt = getattr(state, "webhooks", None)
+    if rt is None:
+        rt = Runtime(state.db)
+        state.webhooks = rt
+    return rt
+
+
 async def receive(
-    session: AsyncSession,
+    rt: Runtime,
     endpoint: str,
     store_id: str,
     headers: Mapping[str, str],
@@ -70,12 +154,11 @@ async def receive(
     now: float,
     tolerance_seconds: int,
 ) -> Received:
-    """Authenticate a delivery by its signature, then store it minimized; nothing is written
-    for an unknown store or a bad signature. The caller commits."""
+    """Authenticate a delivery by its signature, then store it minimized and committed before
+    answering; nothing is written for an unknown store or a bad signature."""
     if endpoint not in ENDPOINT_PLATFORMS:
         raise NotFound(f"No webhook endpoint for {endpoint!r}")
-    candidates = await repo.stores_by_id(session, store_id, ENDPOINT_PLATFORMS[endpoint])
-    candidates = [c for c in candidates if c.webhook_secret]
+    candidates = await rt.stores(store_id, endpoint)
     if not candidates:
         raise NotFound(f"No {endpoint} store {store_id!r} takes webhooks")
 
@@ -107,21 +190,22 @@ async def receive(
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        await ingest_service.record_delivery(
-            session,
-            store.tenant_id,
-            store.id,
-            f"webhook:{endpoint}",
-            "rejected",
-            "the body is not valid JSON",
-        )
-        return Received("rejected", delivery_id, rejected="The body is not valid JSON")
+        async with rt.write_lock, rt.db.session() as s:
+            await ingest_service.record_delivery(
+                s,
+                store.tenant_id,
+                store.id,
+                f"webhook:{endpoint}",
+                "rejected",
+                "the body is not valid JSON",
+            )
+            await s.commit()
+        raise MalformedJson("The body is not valid JSON") from None
     if endpoint == p.GENERIC:
         topic = p.generic_topic(doc)
     minimized = p.minimize(endpoint, topic, doc, store.webhook_secret)
     ignored = minimized.get("kind") == "ignored"
-    inserted = await repo.insert_delivery(
-        session,
+    inserted = await rt.store_delivery(
         {
             "tenant_id": store.tenant_id,
             "store_id": store.id,
@@ -130,12 +214,16 @@ async def receive(
             "topic": topic[:100],
             "status": "ignored" if ignored else "pending",
             "payload": "{}" if ignored else p.dumps(minimized),
+            "error": None,
             "attempts": 0,
             "received_at": _now(),
-        },
+            "processed_at": None,
+        }
     )
     if not inserted:
         return Received("duplicate", delivery_id)
+    if not ignored:
+        rt.wake.set()
     return Received("ignored" if ignored else "accepted", delivery_id)
 
 
@@ -181,13 +269,46 @@ class _Cells:
     refunds: set[repo.Pair]
 
 
-async def _apply(
-    session: AsyncSession, store: Any, delivery: Any, cells: _Cells, now: datetime
-) -> None:
-    """One delivery's effect on the facts (the caller recomputes the touched cells)."""
-    doc = json.loads(delivery.payload)
-    kind = doc.get("kind")
-    tenant, sid = store.tenant_id, store.id
+@dataclass
+class _Group:
+    """A store's deliveries being processed: the latest state of each order and refund seen,
+    written in bulk (a few statements per group, not per delivery)."""
+
+    store: Any
+    platform: str
+    now: datetime
+    cells: _Cells
+    orders: dict[str, p.Order]
+    refunds: dict[str, p.Refund]
+
+    async def flush(self, session: AsyncSession) -> None:
+        tenant, sid = self.store.tenant_id, self.store.id
+        if self.orders:
+            latest = list(self.orders.values())
+            self.cells.orders |= await repo.upsert_orders(
+                session, tenant, sid, self.platform, latest, self.now
+            )
+            self.cells.refunds |= await repo.rechannel_refunds(
+                session, tenant, sid, {o.order_id: o.channel for o in latest}, self.now
+            )
+        if self.refunds:
+            known = await repo.order_channels(
+                session, tenant, sid, [r.order_id for r in self.refunds.values()]
+            )
+            self.cells.refunds |= await repo.upsert_refunds(
+                session,
+                tenant,
+                sid,
+                self.platform,
+                [(r, known.get(r.order_id, "other")) for r in self.refunds.values()],
+                self.now,
+            )
+        self.orders.clear()
+        self.refunds.clear()
+
+
+async def _privacy(session: AsyncSession, g: _Group, kind: str, doc: dict[str, Any]) -> None:
+    tenant, sid = g.store.tenant_id, g.store.id
     if kind == "customers/redact":
         keys = await repo.buyer_keys_of_orders(
             session, tenant, sid, doc.get("buyer_keys") or [], doc.get("order_ids") or []
@@ -195,36 +316,13 @@ async def _apply(
         for old in sorted(keys | set(doc.get("buyer_keys") or [])):
             # One random key per erased key: distinct-buyer counts stay exactly as they were.
             await repo.replace_buyer_key(session, tenant, sid, old, secrets.token_hex(32))
-        return
-    if kind == "shop/redact":
+    elif kind == "shop/redact":
         await repo.erase_store(session, tenant, sid)
-        cells.orders.clear()
-        cells.refunds.clear()
-        return
-    if kind == "customers/data_request":
-        # We hold no personal data to report: only keyed hashes that identify nobody alone.
-        return
-    parsed = p.normalize(doc, store.timezone, store.currency)
-    latest = {o.order_id: o for o in parsed.orders}
-    touched = await repo.upsert_orders(
-        session, tenant, sid, delivery.platform, list(latest.values()), now
-    )
-    cells.orders |= touched
-    channels = {o.order_id: o.channel for o in latest.values()}
-    cells.refunds |= await repo.rechannel_refunds(session, tenant, sid, channels, now)
-    refunds = {r.refund_id: r for r in parsed.refunds}
-    if refunds:
-        known = await repo.order_channels(
-            session, tenant, sid, [r.order_id for r in refunds.values()]
-        )
-        cells.refunds |= await repo.upsert_refunds(
-            session,
-            tenant,
-            sid,
-            delivery.platform,
-            [(r, known.get(r.order_id, "other")) for r in refunds.values()],
-            now,
-        )
+        # The daily rows already written carry no personal data and stay.
+        g.cells.orders.clear()
+        g.cells.refunds.clear()
+    # customers/data_request: we hold nothing to report beyond keyed hashes that identify
+    # nobody without the store's secret; acknowledging it is all there is to do.
 
 
 async def _write_cells(session: AsyncSession, store: Any, cells: _Cells) -> int:
@@ -276,28 +374,46 @@ async def process_group(session: AsyncSession, deliveries: Sequence[Any]) -> Non
     first = deliveries[0]
     store = await repo.get_store(session, first.tenant_id, first.store_id)
     now = _now()
-    source = f"webhook:{first.platform}"
     if store is None:
         for d in deliveries:
             await _mark_failed(session, d, "the store no longer exists", now)
         return
-    cells = _Cells(set(), set())
+    g = _Group(store, first.platform, now, _Cells(set(), set()), {}, {})
+    done: list[int] = []
+    privacy: list[int] = []
     for d in deliveries:
+        doc = json.loads(d.payload)
+        kind = str(doc.get("kind"))
+        if kind in p.PRIVACY_TOPICS:
+            await g.flush(session)  # in order: what came before the request is affected too
+            await _privacy(session, g, kind, doc)
+            privacy.append(d.id)
+            continue
         try:
-            # A PayloadError comes from normalize(), before this delivery wrote anything.
-            await _apply(session, store, d, cells, now)
+            parsed = p.normalize(doc, store.timezone, store.currency)
         except p.PayloadError as exc:
             # Deterministic: retrying the same payload cannot succeed.
             await _mark_failed(session, d, str(exc), now)
             continue
-        done: dict[str, Any] = {"status": "processed", "processed_at": now, "error": None}
-        if d.topic in p.PRIVACY_TOPICS:
-            done["payload"] = "{}"  # the hashed keys of a redaction request are not kept
-        await repo.update_delivery(session, d.id, {**done, "attempts": d.attempts + 1})
-        await ingest_service.record_delivery(
-            session, store.tenant_id, store.id, source, "delivered"
+        for o in parsed.orders:
+            g.orders[o.order_id] = o  # deliveries are in arrival order: the last one wins
+        for r in parsed.refunds:
+            g.refunds[r.refund_id] = r
+        done.append(d.id)
+    await g.flush(session)
+    await repo.mark_processed(session, done, now)
+    # The hashed keys of a redaction request are not kept once it is honoured.
+    await repo.mark_processed(session, privacy, now, blank_payload=True)
+    if done or privacy:
+        await repo.bump_delivered(
+            session,
+            store.tenant_id,
+            store.id,
+            f"webhook:{first.platform}",
+            len(done) + len(privacy),
+            now,
         )
-    await _write_cells(session, store, cells)
+    await _write_cells(session, store, g.cells)
 
 
 async def _mark_failed(session: AsyncSession, d: Any, error: str, now: datetime) -> None:
@@ -316,10 +432,11 @@ async def _mark_failed(session: AsyncSession, d: Any, error: str, now: datetime)
     )
 
 
-async def process_pending(db: Any, *, batch_size: int, max_attempts: int) -> int:
+async def process_pending(rt: Runtime, *, batch_size: int, max_attempts: int) -> int:
     """One round: the pending deliveries, grouped by store, each group in one transaction; a
     group that fails is redone one delivery at a time, so a poison delivery fails alone (its
     attempts counted, failed after `max_attempts`) and never holds up the others."""
+    db = rt.db
     async with db.session(readonly=True) as s:
         pending = list(await repo.pending_deliveries(s, batch_size))
     groups: dict[tuple[str, str], list[Any]] = {}
@@ -327,7 +444,7 @@ async def process_pending(db: Any, *, batch_size: int, max_attempts: int) -> int
         groups.setdefault((d.tenant_id, d.store_id), []).append(d)
     for group in groups.values():
         try:
-            async with db.session() as s:
+            async with rt.write_lock, db.session() as s:
                 await process_group(s, group)
                 await s.commit()
             continue
@@ -337,14 +454,14 @@ async def process_pending(db: Any, *, batch_size: int, max_attempts: int) -> int
             log.warning("webhook_group_failed", store_id=group[0].store_id, size=len(group))
         for d in group:
             try:
-                async with db.session() as s:
+                async with rt.write_lock, db.session() as s:
                     await process_group(s, [d])
                     await s.commit()
             except _TRANSIENT:
                 raise
             except Exception as exc:
                 log.warning("webhook_delivery_failed", delivery=d.id, error=str(exc))
-                async with db.session() as s:
+                async with rt.write_lock, db.session() as s:
                     if d.attempts + 1 >= max_attempts:
                         await _mark_failed(s, d, f"{type(exc).__name__}: {exc}", _now())
                     else:
@@ -356,16 +473,26 @@ async def process_pending(db: Any, *, batch_size: int, max_attempts: int) -> int
 
 
 async def run_processor(state: Any) -> None:
-    """The background loop (registered in main.py): woken by each accepted delivery, else
-    polling. A database outage is waited out without counting attempts against deliveries."""
+    """The background side of the webhooks (registered in main.py): the group-commit writer
+    and the processor, woken by each accepted delivery, else polling. An unexpected error is
+    logged and the loop goes on after a pause."""
+    rt = runtime(state)
+    writer = asyncio.create_task(rt.run_writer(), name="ingest:webhook-writer")
+    try:
+        await _process_forever(state, rt)
+    finally:
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+
+
+async def _process_forever(state: Any, rt: Runtime) -> None:
     settings = state.settings
-    wake = asyncio.Event()
-    state.webhook_wake = wake
     while True:
         try:
             while (
                 await process_pending(
-                    state.db,
+                    rt,
                     batch_size=settings.webhook_batch_size,
                     max_attempts=settings.webhook_max_attempts,
                 )
@@ -378,6 +505,9 @@ async def run_processor(state: Any) -> None:
         except Exception as exc:
             log.warning("webhook_processor_error", error=str(exc))
             await asyncio.sleep(min(5.0, settings.webhook_poll_seconds * 4))
+        # asyncio.timeout rather than wait_for: on 3.11 wait_for can swallow a cancellation
+        # that lands as the wait ends, and the app's shutdown would then hang.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=settings.webhook_poll_seconds)
-        wake.clear()
+            async with asyncio.timeout(settings.webhook_poll_seconds):
+                await rt.wake.wait()
+        rt.wake.clear()
