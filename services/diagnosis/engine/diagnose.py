@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cached_property
 from typing import Any
 
 from services.diagnosis.engine.anomaly import score_series
@@ -76,7 +77,9 @@ class StoreDay:
     phases: Sequence[PhaseWindow] = ()
     context_days: Collection[date] = ()  # campaign windows and holidays: expected, not incidents
 
-    @property
+    rules: Sequence[Rule] = RULES  # the finding rules; a deployment may pass its own table
+
+    @cached_property
     def context(self) -> frozenset[date]:
         return frozenset(self.context_days)
 
@@ -316,7 +319,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
         )
         findings = evaluate_rules(
             facts,
-            rules=[r for r in _rules() if r.code == "data_incomplete"],
+            rules=[r for r in sd.rules if r.code == "data_incomplete"],
             text={
                 "date": day.isoformat(),
                 "missing": str(comp.missing),
@@ -329,7 +332,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
             findings = [Finding(**{**f0.__dict__, "dimensions": dict(comp.missing_scopes[0])})]
     else:
         findings = evaluate_rules(
-            facts, channels=channels, rules=[r for r in _rules() if r.code != "data_incomplete"]
+            facts, channels=channels, rules=[r for r in sd.rules if r.code != "data_incomplete"]
         )
         if context:
             # inside a campaign window or a holiday the moves are expected: keep them as context
@@ -377,10 +380,6 @@ def diagnose_store_day(sd: StoreDay) -> Report:
         summaries,
         context,
     )
-
-
-def _rules() -> Sequence[Rule]:
-    return RULES
 
 
 def _leaf_rca(sd: StoreDay, metric: str, ratio: bool) -> tuple[str, list[RootCause]] | None:
