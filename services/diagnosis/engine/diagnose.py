@@ -226,6 +226,8 @@ def diagnose_store_day(sd: StoreDay) -> Report:
             rel = None if c is None else ((1 + c) / (1 + mk) - 1 if mk is not None else c)
             facts.setdefault(f"chg.{metric}.{scope}", c)
             facts.setdefault(f"rel.{metric}.{scope}", rel)
+            if metric == "gmv" and base is not None:
+                facts[f"delta.gmv.{scope}"] = round(cur[metric] - base, 2)
             if metric in ("ctr", "cvr", "inquiry_cvr") and base is not None:
                 # The move in units (clicks, buyers) against what the baseline rate (moved with
                 # the market) would have given on today's volume, over its Poisson spread: a

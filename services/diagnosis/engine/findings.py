@@ -217,6 +217,9 @@ class Finding:
     action: str
     evidence: dict[str, float | None]
     primary: float  # the primary fact's value
+    # GMV the day lost (negative) or gained against the baseline in the finding's scope, in the
+    # store's currency: the contract's expected_gmv_impact; None when not computable
+    expected_gmv_impact: float | None = None
 
     @property
     def key(self) -> tuple[str, str, tuple[tuple[str, str], ...]]:
@@ -285,6 +288,7 @@ def evaluate_rules(
                     rule.action.format_map(fmt).strip(),
                     evidence,
                     v,
+                    facts.get(f"delta.gmv.{scope}"),
                 )
             )
     return out

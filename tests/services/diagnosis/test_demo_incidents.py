@@ -68,6 +68,8 @@ def test_every_incident_is_found_and_handed_to_its_owner(demo: DemoData) -> None
             assert "data problem" in rep.summaries["en"]
         elif inc.dimensions:
             assert severe[0].dimensions == inc.dimensions, (inc.id, severe)
+            # the GMV at stake in the incident's channel is a loss
+            assert severe[0].expected_gmv_impact is not None and severe[0].expected_gmv_impact < 0
             assert any(c.element == inc.dimensions for _, c in rep.root_causes), inc.id
 
 
