@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
 from services.campaigns import service
 from services.campaigns.schemas import (
@@ -202,7 +202,6 @@ async def revoke_feed_token(store_id: str, principal: Operator, uow: UoW) -> Res
 async def calendar_feed(
     store_id: str,
     session: ReadSession,
-    request: Request,
     token: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     # Calendar apps cannot send headers: the secret token in the query is the authentication.

@@ -1140,7 +1140,9 @@ async def create_slot(session: AsyncSession, principal: Principal, body: SlotCre
         "created_at": _now(),
     }
     await repo.insert_slot(session, values)
-    return _slot_out(type("Row", (), values))
+    return SlotOut(
+        id=values["id"], name=body.name, kind=body.kind, capacity=body.capacity, rules=body.rules
+    )
 
 
 async def list_slots(session: AsyncSession, principal: Principal) -> list[SlotOut]:
