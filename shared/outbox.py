@@ -112,6 +112,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.failures = 0
+        self._gauges_at = 0.0
 
     def wake(self) -> None:
         self._wake.set()
@@ -181,7 +182,10 @@ class OutboxRelay:
                         .values(published_at=datetime.now(UTC))
                     )
                 await s.commit()
-        await self.refresh_gauges()
+        now = asyncio.get_running_loop().time()
+        if now - self._gauges_at >= 1.0:  # two count queries: at most once a second
+            self._gauges_at = now
+            await self.refresh_gauges()
         return len(rows)
 
     async def _fetch(self, s: AsyncSession) -> list[Any]:

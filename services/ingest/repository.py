@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, func, literal_column, select, text
@@ -215,10 +216,19 @@ async def _upsert_postgres(
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
     json_cols = {c.name for c in table.columns if c.type.__class__.__name__ == "JSON"}
-    records = [
-        tuple(json.dumps(r[c], separators=(",", ":")) if c in json_cols else r[c] for c in columns)
-        for r in rows
-    ]
+    # The canonical dimensions key is already the dimensions' JSON text: COPY it as is.
+    sources = ["dims_key" if c == "dimensions" and "dims_key" in table.c else c for c in columns]
+    slow = [i for i, c in enumerate(sources) if c in json_cols]
+    get = itemgetter(*sources)
+    if slow:
+        records = []
+        for r in rows:
+            rec = list(get(r))
+            for i in slow:
+                rec[i] = json.dumps(rec[i], separators=(",", ":"))
+            records.append(tuple(rec))
+    else:
+        records = [get(r) for r in rows]
     await driver.copy_records_to_table(tmp, records=records, columns=columns)  # type: ignore[union-attr]
     src: Any = select(*[literal_column(c) for c in columns]).select_from(text(tmp))
     stmt: Any = pg_insert(table).from_select(columns, src)
@@ -235,12 +245,14 @@ async def _upsert_postgres(
         table.c.value,
     )
     res = await conn.execute(stmt)
-    by_key = {tuple(r[k] for k in key_columns): r for r in rows}
+    key_of = itemgetter(*key_columns)
+    by_key = {key_of(r): r for r in rows}
     inserted: list[dict[str, Any]] = []
     updated: list[dict[str, Any]] = []
-    for rec in res:
-        original = by_key[tuple(rec[1 : 1 + len(key_columns)])]
-        (inserted if rec[0] else updated).append(original)
+    width = len(key_columns)
+    for hit in res:
+        original = by_key[tuple(hit[1 : 1 + width]) if width > 1 else hit[1]]
+        (inserted if hit[0] else updated).append(original)
     return UpsertResult(inserted, updated, len(rows) - len(inserted) - len(updated))
 
 

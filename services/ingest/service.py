@@ -62,7 +62,6 @@ from shared.events.ingest import (
     BenchmarkIngestedV1,
     BenchmarkRowV1,
     CompetitorMetricsIngestedV1,
-    MetricRowV1,
     MetricsIngestedV1,
     StoreRegisteredV1,
     StoreUpdatedV1,
@@ -456,10 +455,14 @@ async def _write_batch(session: AsyncSession, batch: _Batch) -> IngestResult:
     return result
 
 
-def _metric_event_row(r: dict[str, Any]) -> MetricRowV1:
-    return MetricRowV1(
-        date=r["date"], metric=r["metric"], value=r["value"], dimensions=r["dimensions"]
-    )
+def _metric_event_row(r: dict[str, Any]) -> dict[str, Any]:
+    # Plain dicts: the event validates all its rows in one pydantic-core call.
+    return {
+        "date": r["date"],
+        "metric": r["metric"],
+        "value": r["value"],
+        "dimensions": r["dimensions"],
+    }
 
 
 async def ingest_metrics(
