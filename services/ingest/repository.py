@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Table, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ingest.models import MetricRow, Store, Tenant, User
@@ -276,18 +277,16 @@ async def bump_source_health(
 
     t: Table = SourceHealth.__table__  # type: ignore[attr-defined]
     where = (t.c.tenant_id == tenant_id, t.c.store_id == store_id, t.c.source == source)
-    exists = await session.scalar(select(func.count()).select_from(t).where(*where))
-    if not exists:
-        await session.execute(
-            t.insert().values(
-                tenant_id=tenant_id,
-                store_id=store_id,
-                source=source,
-                delivered=0,
-                failed=0,
-                rejected=0,
-            )
+    # Concurrent deliveries of one store race to create its row: insert-or-ignore, then count.
+    dialect = session.bind.dialect.name  # type: ignore[union-attr]
+    make = pg_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        make(t)
+        .values(
+            tenant_id=tenant_id, store_id=store_id, source=source, delivered=0, failed=0, rejected=0
         )
+        .on_conflict_do_nothing()
+    )
     values: dict[str, Any] = {outcome: t.c[outcome] + 1}
     if outcome == "delivered":
         values["last_delivery_at"] = now
