@@ -365,6 +365,7 @@ async def _write_cells(session: AsyncSession, store: Any, cells: _Cells) -> int:
     return len(rows)
 
 
+PROCESS_DEBOUNCE_SECONDS = 0.25
 _TRANSIENT = (OperationalError, InterfaceError, ConnectionError, OSError)
 
 
@@ -510,4 +511,7 @@ async def _process_forever(state: Any, rt: Runtime) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(settings.webhook_poll_seconds):
                 await rt.wake.wait()
+        # Debounce: gather what arrives in the next moment into one round, so processing runs
+        # in fewer, bigger transactions and the receive path gets the write lock in between.
+        await asyncio.sleep(min(PROCESS_DEBOUNCE_SECONDS, settings.webhook_poll_seconds))
         rt.wake.clear()
