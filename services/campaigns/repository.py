@@ -274,8 +274,9 @@ async def take_unit(
     )
     if (await session.execute(stmt)).rowcount:  # type: ignore[attr-defined]
         return True
-    if await session.scalar(select(t.c.booked).where(*where)) is not None:
-        return False
+    # No row, or the condition failed: make sure the row exists and ask once more. (A row that
+    # another booker created after our UPDATE must not read as "full": the second UPDATE sees
+    # it, under READ COMMITTED, after waiting for its lock.)
     await session.execute(
         _insert(session, t)
         .values(slot_id=slot_id, day=day, booked=0)
@@ -292,8 +293,9 @@ async def take_store_unit(
     stmt = t.update().where(*where, t.c.booked + units <= limit).values(booked=t.c.booked + units)
     if (await session.execute(stmt)).rowcount:  # type: ignore[attr-defined]
         return True
-    if await session.scalar(select(t.c.booked).where(*where)) is not None:
-        return False
+    # No row, or the condition failed: make sure the row exists and ask once more. (A row that
+    # another booker created after our UPDATE must not read as "full": the second UPDATE sees
+    # it, under READ COMMITTED, after waiting for its lock.)
     await session.execute(
         _insert(session, t)
         .values(slot_id=slot_id, day=day, store_id=store_id, booked=0)
