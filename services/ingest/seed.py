@@ -95,6 +95,7 @@ async def seed_demo(state: Any, *, end: date | None = None) -> SeedResult:
                 await service.create_store(s, admin, StoreCreate(**st))
             rows = [MetricRowIn(**r) for r in demo.rows[st["id"]]]
             res = await service.ingest_metrics(s, admin, st["id"], rows, source="import")
+            await service.record_delivery(s, tenant_id, st["id"], "import", "delivered")
             total += res.accepted + res.updated
             for comp in demo.competitors.get(st["id"], []):
                 await service.ingest_competitor_metrics(

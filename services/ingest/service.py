@@ -746,7 +746,8 @@ async def _sums(
                 if chosen.setdefault(head, level) != level:
                     continue  # a coarser level already covers this day
                 key = tuple(r[: (2 if by_store else 1) + len(group_by)])
-                out.setdefault(key, {})[m] = float(r.v)
+                # Sums of binary floats: drop the noise below a millionth (52536.98, not ...001).
+                out.setdefault(key, {})[m] = round(float(r.v), 6)
     return out
 
 
