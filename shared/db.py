@@ -15,7 +15,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, event, text
+from sqlalchemy import BigInteger, Column, DateTime, Integer, event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -45,6 +45,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+def id_column() -> Column[int]:
+    """A surrogate key: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite."""
+    return Column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
 
 
 def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:

@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Column,
     Date,
     Float,
@@ -23,15 +22,9 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from shared.auth import AuthKey
-from shared.db import UTCDateTime
+from shared.db import UTCDateTime, id_column
 from shared.idempotency import IdempotencyRecord
 from shared.outbox import OutboxMessage, ProcessedEvent
-
-
-def _id_column() -> Column[int]:
-    return Column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
 
 
 class ContentStore(SQLModel, table=True):
@@ -80,7 +73,7 @@ class CopyRevision(SQLModel, table=True):
         UniqueConstraint("copy_id", "revision", name="uq_copy_revisions_copy_revision"),
     )
 
-    id: int | None = Field(default=None, sa_column=_id_column())
+    id: int | None = Field(default=None, sa_column=id_column())
     copy_id: str = Field(sa_column=Column(String(36), nullable=False))
     revision: int = Field(sa_column=Column(Integer, nullable=False))
     title: str = Field(sa_column=Column(Text, nullable=False))
@@ -101,7 +94,7 @@ class CopyAudit(SQLModel, table=True):
     __tablename__ = "copy_audit"
     __table_args__ = (Index("ix_copy_audit_copy", "copy_id", "id"),)
 
-    id: int | None = Field(default=None, sa_column=_id_column())
+    id: int | None = Field(default=None, sa_column=id_column())
     tenant_id: str = Field(sa_column=Column(String(64), nullable=False))
     copy_id: str = Field(sa_column=Column(String(36), nullable=False))
     action: str = Field(sa_column=Column(String(16), nullable=False))
@@ -189,7 +182,7 @@ class CopyMetric(SQLModel, table=True):
         Index("ix_copy_metrics_copy", "tenant_id", "copy_id"),
     )
 
-    id: int | None = Field(default=None, sa_column=_id_column())
+    id: int | None = Field(default=None, sa_column=id_column())
     tenant_id: str = Field(sa_column=Column(String(64), nullable=False))
     store_id: str = Field(sa_column=Column(String(128), nullable=False))
     copy_id: str = Field(sa_column=Column(String(64), nullable=False))

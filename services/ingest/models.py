@@ -23,15 +23,9 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from shared.auth import AuthKey
-from shared.db import UTCDateTime
+from shared.db import UTCDateTime, id_column
 from shared.idempotency import IdempotencyRecord
 from shared.outbox import OutboxMessage, ProcessedEvent
-
-
-def _id_column() -> Column[int]:
-    return Column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
 
 
 class Tenant(SQLModel, table=True):
@@ -84,7 +78,7 @@ class MetricRow(SQLModel, table=True):
         Index("ix_metric_rows_level", "tenant_id", "store_id", "metric", "dims_level", "date"),
     )
 
-    id: int | None = Field(default=None, sa_column=_id_column())
+    id: int | None = Field(default=None, sa_column=id_column())
     tenant_id: str = Field(sa_column=Column(String(64), nullable=False))
     store_id: str = Field(sa_column=Column(String(64), nullable=False))
     date: dt.date = Field(sa_column=Column(Date, nullable=False))
@@ -114,7 +108,7 @@ class BenchmarkRow(SQLModel, table=True):
         ),
     )
 
-    id: int | None = Field(default=None, sa_column=_id_column())
+    id: int | None = Field(default=None, sa_column=id_column())
     tenant_id: str = Field(sa_column=Column(String(64), nullable=False))
     market: str = Field(sa_column=Column(String(2), nullable=False))
     category: str = Field(sa_column=Column(String(100), nullable=False))
@@ -142,7 +136,7 @@ class CompetitorRow(SQLModel, table=True):
         ),
     )
 
-    id: int | None = Field(default=None, sa_column=_id_column())
+    id: int | None = Field(default=None, sa_column=id_column())
     tenant_id: str = Field(sa_column=Column(String(64), nullable=False))
     store_id: str = Field(sa_column=Column(String(64), nullable=False))
     competitor_id: str = Field(sa_column=Column(String(64), nullable=False))
@@ -163,7 +157,7 @@ class FxRate(SQLModel, table=True):
         UniqueConstraint("tenant_id", "date", "base", "quote", name="uq_fx_rates_identity"),
     )
 
-    id: int | None = Field(default=None, sa_column=_id_column())
+    id: int | None = Field(default=None, sa_column=id_column())
     tenant_id: str = Field(sa_column=Column(String(64), nullable=False))
     date: dt.date = Field(sa_column=Column(Date, nullable=False))
     base: str = Field(sa_column=Column(String(3), nullable=False))
@@ -205,7 +199,7 @@ class ImportProblem(SQLModel, table=True):
     __tablename__ = "import_errors"
     __table_args__ = (Index("ix_import_errors_job_line", "job_id", "line"),)
 
-    id: int | None = Field(default=None, sa_column=_id_column())
+    id: int | None = Field(default=None, sa_column=id_column())
     job_id: str = Field(sa_column=Column(String(36), nullable=False))
     line: int = Field(sa_column=Column(BigInteger, nullable=False))
     column: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
@@ -228,7 +222,7 @@ class WebhookDelivery(SQLModel, table=True):
         Index("ix_webhook_deliveries_pending", "status", "id"),
     )
 
-    id: int | None = Field(default=None, sa_column=_id_column())
+    id: int | None = Field(default=None, sa_column=id_column())
     tenant_id: str = Field(sa_column=Column(String(64), nullable=False))
     store_id: str = Field(sa_column=Column(String(64), nullable=False))
     platform: str = Field(sa_column=Column(String(32), nullable=False))
@@ -255,7 +249,7 @@ class OrderFact(SQLModel, table=True):
         Index("ix_order_facts_day", "tenant_id", "store_id", "local_date"),
     )
 
-    id: int | None = Field(default=None, sa_column=_id_column())
+    id: int | None = Field(default=None, sa_column=id_column())
     tenant_id: str = Field(sa_column=Column(String(64), nullable=False))
     store_id: str = Field(sa_column=Column(String(64), nullable=False))
     platform: str = Field(sa_column=Column(String(32), nullable=False))
@@ -279,7 +273,7 @@ class RefundFact(SQLModel, table=True):
         Index("ix_refund_facts_day", "tenant_id", "store_id", "local_date"),
     )
 
-    id: int | None = Field(default=None, sa_column=_id_column())
+    id: int | None = Field(default=None, sa_column=id_column())
     tenant_id: str = Field(sa_column=Column(String(64), nullable=False))
     store_id: str = Field(sa_column=Column(String(64), nullable=False))
     platform: str = Field(sa_column=Column(String(32), nullable=False))
