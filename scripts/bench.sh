@@ -31,7 +31,9 @@ done
   echo
   echo "Written by \`make bench\` ($(date -u +%Y-%m-%d), $(nproc) cores, $(uname -m)). Each figure"
   echo "is measured beside its baseline in the same run; a missed target is marked MISS."
-  for m in "${modules[@]}"; do
+  # Every module's latest results (a BENCH_ONLY run refreshes only its own).
+  for f in bench/bench_*.py; do
+    m="$(basename "$f" .py)"
     [ -f "var/bench/$m.md" ] || continue
     echo
     cat "var/bench/$m.md"

@@ -83,7 +83,7 @@ class IngestSettings(ServiceSettings):
     # failing is marked failed after this many attempts.
     webhook_poll_seconds: float = Field(default=0.5, gt=0)
     webhook_max_attempts: int = Field(default=5, ge=1)
-    webhook_batch_size: int = Field(default=50, ge=1)
+    webhook_batch_size: int = Field(default=1000, ge=1)
 
 
 class DiagnosisSettings(ServiceSettings):
