@@ -76,7 +76,9 @@ def _row(event: Event) -> dict[str, object]:
         "event_type": event.type,
         "topic": event.topic,
         "key": event.key,
-        "payload": event.model_dump_json(),
+        # warnings=False: bulk producers may assemble an event from rows they validated
+        # themselves (model_construct); the contract tests decode what they stage.
+        "payload": event.model_dump_json(warnings=False),
         "created_at": datetime.now(UTC),
         "attempts": 0,
     }

@@ -273,27 +273,26 @@ async def bump_source_health(
     error: str | None,
     now: datetime,
 ) -> None:
+    """Count one delivery in one statement: concurrent deliveries of a store neither collide
+    on creating its row nor cost a second round trip."""
     from services.ingest.models import SourceHealth
 
     t: Table = SourceHealth.__table__  # type: ignore[attr-defined]
-    where = (t.c.tenant_id == tenant_id, t.c.store_id == store_id, t.c.source == source)
-    # Concurrent deliveries of one store race to create its row: insert-or-ignore, then count.
+    first: dict[str, Any] = {"delivered": 0, "failed": 0, "rejected": 0, outcome: 1}
+    bump: dict[str, Any] = {outcome: t.c[outcome] + 1}
+    if outcome == "delivered":
+        first["last_delivery_at"] = bump["last_delivery_at"] = now
+    else:
+        first["last_failure_at"] = bump["last_failure_at"] = now
+        first["last_error"] = bump["last_error"] = (error or "")[:2000]
     dialect = session.bind.dialect.name  # type: ignore[union-attr]
     make = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt: Any = make(t).values(tenant_id=tenant_id, store_id=store_id, source=source, **first)
     await session.execute(
-        make(t)
-        .values(
-            tenant_id=tenant_id, store_id=store_id, source=source, delivered=0, failed=0, rejected=0
+        stmt.on_conflict_do_update(
+            index_elements=[t.c.tenant_id, t.c.store_id, t.c.source], set_=bump
         )
-        .on_conflict_do_nothing()
     )
-    values: dict[str, Any] = {outcome: t.c[outcome] + 1}
-    if outcome == "delivered":
-        values["last_delivery_at"] = now
-    else:
-        values["last_failure_at"] = now
-        values["last_error"] = (error or "")[:2000]
-    await session.execute(t.update().where(*where).values(**values))
 
 
 async def source_health(session: AsyncSession, tenant_id: str, store_id: str) -> Sequence[Any]:
