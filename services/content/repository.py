@@ -74,6 +74,27 @@ async def update_copy(session: AsyncSession, copy_id: str, values: dict[str, Any
     await session.execute(COPIES.update().where(COPIES.c.id == copy_id).values(**values))
 
 
+async def _list_page(
+    session: AsyncSession,
+    table: Any,
+    tenant_id: str,
+    store_ids: frozenset[str] | None,
+    filters: dict[str, Any],
+    after: str | None,
+    limit: int,
+) -> Sequence[Any]:
+    """A tenant's rows by id, keyset-paginated, within the key's stores, filtered by equality."""
+    q = select(table).where(table.c.tenant_id == tenant_id)
+    if store_ids is not None:
+        q = q.where(table.c.store_id.in_(sorted(store_ids)))
+    for key, value in filters.items():
+        if value is not None:
+            q = q.where(table.c[key] == value)
+    if after:
+        q = q.where(table.c.id > after)
+    return (await session.execute(q.order_by(table.c.id).limit(limit))).all()
+
+
 async def list_copies(
     session: AsyncSession,
     tenant_id: str,
@@ -83,15 +104,7 @@ async def list_copies(
     after: str | None,
     limit: int,
 ) -> Sequence[Any]:
-    q = select(COPIES).where(COPIES.c.tenant_id == tenant_id)
-    if store_ids is not None:
-        q = q.where(COPIES.c.store_id.in_(sorted(store_ids)))
-    for key, value in filters.items():
-        if value is not None:
-            q = q.where(COPIES.c[key] == value)
-    if after:
-        q = q.where(COPIES.c.id > after)
-    return (await session.execute(q.order_by(COPIES.c.id).limit(limit))).all()
+    return await _list_page(session, COPIES, tenant_id, store_ids, filters, after, limit)
 
 
 async def published_copies(session: AsyncSession, tenant_id: str, store_id: str) -> list[Any]:
@@ -223,15 +236,7 @@ async def list_experiments(
     after: str | None,
     limit: int,
 ) -> Sequence[Any]:
-    q = select(EXPERIMENTS).where(EXPERIMENTS.c.tenant_id == tenant_id)
-    if store_ids is not None:
-        q = q.where(EXPERIMENTS.c.store_id.in_(sorted(store_ids)))
-    for key, value in filters.items():
-        if value is not None:
-            q = q.where(EXPERIMENTS.c[key] == value)
-    if after:
-        q = q.where(EXPERIMENTS.c.id > after)
-    return (await session.execute(q.order_by(EXPERIMENTS.c.id).limit(limit))).all()
+    return await _list_page(session, EXPERIMENTS, tenant_id, store_ids, filters, after, limit)
 
 
 async def running_experiments(session: AsyncSession, tenant_id: str, store_id: str) -> list[Any]:
