@@ -88,6 +88,24 @@ class IngestSettings(ServiceSettings):
 
 class DiagnosisSettings(ServiceSettings):
     service_name: str = "diagnosis"
+    # Automatic diagnosis (docs/diagnosis.md, "The service"): a store's local yesterday is
+    # diagnosed once this local hour has passed; a day whose data changes is redone (a new
+    # report version) up to late_data_days back, after debounce_seconds without new data.
+    auto_diagnose: bool = True
+    cutoff_hour: int = Field(default=2, ge=0, le=23)
+    late_data_days: int = Field(default=7, ge=0, le=60)
+    # Days never diagnosed are diagnosed up to this far back (a store that arrives with history,
+    # the demo): the triage list is populated at once.
+    backfill_days: int = Field(default=30, ge=0, le=400)
+    debounce_seconds: float = Field(default=5.0, ge=0)
+    schedule_interval_seconds: float = Field(default=2.0, gt=0)
+    claim_lease_seconds: float = Field(default=300.0, gt=0)
+    # Store-days diagnosed at once by one pod (each in its own transaction).
+    workers: int = Field(default=1, ge=1, le=64)
+    max_claims_per_round: int = Field(default=100, ge=1)
+    # Days of rows read before the day: the baseline (up to 8 weeks back on festival days needs
+    # more than the 28 days of completeness history; 35 covers same_weekday_last_week x 5).
+    history_days: int = Field(default=35, ge=1, le=400)
 
 
 class CampaignsSettings(ServiceSettings):

@@ -92,14 +92,32 @@ def run(path: str) -> tuple[str, list[str]]:
         raw_rows.append((row[it], row[iv]))
     if not raw_rows:
         raise InputError("the series is empty: no rows after the header")
-    times = [_epoch(t, i + 2) for i, (t, _) in enumerate(raw_rows)]
-    values = [_value(v, i + 2) for i, (_, v) in enumerate(raw_rows)]
+    scored, warnings = score_rows(raw_rows)
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["timestamp", "value", "anomaly_score", "label"])
+    for ts, raw, score, label in scored:
+        w.writerow([ts, raw, f"{score:.4f}", label])
+    return out.getvalue(), warnings
+
+
+def score_rows(
+    raw_rows: list[tuple[str, str]], *, first_line: int = 2
+) -> tuple[list[tuple[str, str, float, int]], list[str]]:
+    """(timestamp, value) as text -> (timestamp, value, score, label) in the same order, and
+    the warnings; shared by the CLI and `POST /v1/anomalies` so both give the same scores.
+    `first_line` numbers the rows in messages (2: the CSV's first line after its header)."""
+    if not raw_rows:
+        raise InputError("the series is empty: no points")
+    off = first_line
+    times = [_epoch(t, i + off) for i, (t, _) in enumerate(raw_rows)]
+    values = [_value(v, i + off) for i, (_, v) in enumerate(raw_rows)]
     warnings: list[str] = []
     diffs = [b - a for a, b in itertools.pairwise(times)]
     for i, d in enumerate(diffs):
         if d <= 0:
             raise InputError(
-                f"line {i + 3}: timestamps must increase (duplicate or out of order: "
+                f"line {i + off + 1}: timestamps must increase (duplicate or out of order: "
                 f"{raw_rows[i + 1][0]!r} after {raw_rows[i][0]!r})"
             )
     step = min(diffs) if diffs else DAY
@@ -115,7 +133,7 @@ def run(path: str) -> tuple[str, list[str]]:
             k = diffs[i - 1] / step
             if abs(k - round(k)) > 1e-6 * max(1.0, k):
                 raise InputError(
-                    f"line {i + 2}: irregular timestamps: {diffs[i - 1]:g} s is not a multiple "
+                    f"line {i + off}: irregular timestamps: {diffs[i - 1]:g} s is not a multiple "
                     f"of the step {step:g} s"
                 )
             extra = round(k) - 1
@@ -136,13 +154,11 @@ def run(path: str) -> tuple[str, list[str]]:
     if max(present) == min(present):
         warnings.append("warning: the series is constant: nothing stands out, every score is 0")
     points = score_series(grid, period=period_for(step, len(grid)))
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(["timestamp", "value", "anomaly_score", "label"])
+    scored = []
     for (ts, raw), pos in zip(raw_rows, index, strict=True):
         p = points[pos]
-        w.writerow([ts, raw, f"{p.score:.4f}", p.label])
-    return out.getvalue(), warnings
+        scored.append((ts, raw, p.score, int(p.label)))
+    return scored, warnings
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,13 +11,35 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from services.diagnosis.engine.errors import InputError
-from services.diagnosis.engine.rootcause import leaves_from_rows, localize
+from services.diagnosis.engine.rootcause import RcaResult, leaves_from_rows, localize
 
 ADDITIVE = ("real", "predict")
 RATIO = ("real_num", "real_den", "predict_num", "predict_den")
+
+
+def is_ratio(columns: Sequence[str]) -> bool | None:
+    """True for the four ratio columns, False for real/predict, None for neither."""
+    if all(c in columns for c in RATIO):
+        return True
+    if all(c in columns for c in ADDITIVE):
+        return False
+    return None
+
+
+def localize_rows(
+    dims: Sequence[str],
+    rows: Sequence[Mapping[str, object]],
+    *,
+    ratio: bool,
+    row_name: str = "row",
+    first: int = 0,
+) -> RcaResult:
+    """The CLI's computation, shared with `POST /v1/rca` so both give the same set."""
+    return localize(leaves_from_rows(dims, rows, ratio=ratio, row_name=row_name, first=first))
 
 
 def run(path: str) -> str:
@@ -33,15 +55,13 @@ def run(path: str) -> str:
     if len(set(header)) != len(header):
         raise InputError(f"duplicate column names in the header: {header}")
     reader.fieldnames = header
-    if all(c in header for c in RATIO):
-        ratio = True
-    elif all(c in header for c in ADDITIVE):
-        ratio = False
-    else:
+    found = is_ratio(header)
+    if found is None:
         raise InputError(
             "the CSV needs the columns real and predict "
             "(or real_num, real_den, predict_num, predict_den for a ratio KPI)"
         )
+    ratio = found
     known = set(ADDITIVE) | set(RATIO)
     dims = [h for h in header if h not in known]
     rows = []
@@ -51,8 +71,7 @@ def run(path: str) -> str:
         rows.append(row)
     if not rows:
         raise InputError("no leaf rows after the header")
-    leaves = leaves_from_rows(dims, rows, ratio=ratio, row_name="line", first=2)
-    result = localize(leaves)
+    result = localize_rows(dims, rows, ratio=ratio, row_name="line", first=2)
     if result.verdict == "no_single_cause":
         print("no single cause: the change is spread evenly over the leaves", file=sys.stderr)
     elif result.verdict == "no_change":
