@@ -336,6 +336,9 @@ async def enqueue(
     finding_id: str | None = None,
     message_id: str | None = None,
 ) -> int:
+    """Queue a message, due at once. `now` is the decision's time (a digest's may be a test's
+    chosen instant); the delivery is due by the wall clock, which the worker reads."""
+    now = min(now, _now())
     return await repo.insert_delivery(
         session,
         {

@@ -1,0 +1,271 @@
+"""Fixtures of the notification tests: the real diagnosis app (SQLite, LocalBus, lifespan and
+the notification worker running) and a real HTTP receiver on a loopback port.
+
+The receiver stands for Slack, Feishu, DingTalk or a customer's endpoint: it is outside our
+system, so a tiny http.server that records what it gets and answers scripted statuses is the
+honest stand-in. Nothing of ours (database, bus, worker) is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.parse
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support import ADMIN_KEY, Harness, apply_events, content_key, wait_until
+
+from services.diagnosis.notify.settings import NotifySettings
+from shared.config import DiagnosisSettings
+from shared.events.diagnosis import FindingClosedV1, FindingOpenedV1, FindingUpdatedV1
+
+REPO = Path(__file__).resolve().parents[4]
+
+
+@dataclass
+class Received:
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    at: datetime
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """Records every POST; answers from `script` (status, headers, body) in turn, then 200."""
+
+    port: int = 0
+    requests: list[Received] = field(default_factory=list)
+    script: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def on(self, path: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.requests if r.path == path]
+
+
+def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length)
+            parts = urllib.parse.urlsplit(self.path)
+            with receiver.lock:
+                receiver.requests.append(
+                    Received(
+                        parts.path,
+                        urllib.parse.parse_qs(parts.query),
+                        {k.lower(): v for k, v in self.headers.items()},
+                        body,
+                        datetime.now(UTC),
+                    )
+                )
+                status, headers, answer = (
+                    receiver.script.pop(0) if receiver.script else (200, {}, b"ok")
+                )
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(rec))
+    rec.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield rec
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def notify_test_settings(**over: Any) -> NotifySettings:
+    values: dict[str, Any] = {
+        "allow_insecure_loopback": True,
+        # The schedule scaled down 1000x: 10 s -> 10 ms, 30 s -> 30 ms ...
+        "delay_scale": 0.001,
+        "jitter": 0.0,
+        "poll_seconds": 0.02,
+        "timeout_seconds": 5.0,
+        # Tests run digests themselves, at the times they choose.
+        "digest_check_seconds": 3600.0,
+    }
+    values.update(over)
+    return NotifySettings(**values)
+
+
+def diagnosis_settings(tmp_path: Path) -> DiagnosisSettings:
+    values: dict[str, Any] = {
+        "database_url": "",
+        "kafka_bootstrap_servers": "",
+        "var_dir": tmp_path,
+        "ops_bootstrap_api_key": ADMIN_KEY,
+        "outbox_poll_seconds": 0.05,
+        "log_level": "WARNING",
+        "consumer_retry_base_seconds": 0.01,
+        "consumer_retry_max_seconds": 0.05,
+    }
+    if "auto_diagnose" in DiagnosisSettings.model_fields:
+        values["auto_diagnose"] = False  # notifications' tests publish the finding events
+    return DiagnosisSettings(**values)
+
+
+@dataclass
+class NotifyHarness(Harness):
+    receiver: Receiver = field(default_factory=Receiver)
+    keys: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    async def key(self, tenant: str, role: str, store_ids: list[str] | None = None) -> Any:
+        return await content_key(self.app, tenant=tenant, role=role, store_ids=store_ids)
+
+    async def target(self, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+        values = {"owner": "designer", "format": "standard", "url": self.receiver.url()}
+        values.update(body)
+        r = await self.client.post("/v1/notification-targets", json=values, headers=headers)
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    async def publish(self, *events: Any) -> None:
+        await apply_events(self.app, *events)
+
+    @property
+    def notifier(self) -> Any:
+        return self.app.state.notifier
+
+    async def delivered(self, n: int, path: str = "/hook") -> None:
+        """Wait until the receiver has had n requests on path."""
+        await wait_until(lambda: len(self.receiver.on(path)) >= n, timeout=20, interval=0.02)
+
+    async def settle(self) -> None:
+        """Wait until no delivery is pending (the worker has had its say)."""
+        from services.diagnosis.notify.models import NotificationDelivery
+
+        async def idle() -> bool:
+            return await self.count(NotificationDelivery, status="pending") == 0
+
+        await wait_until(idle, timeout=20, interval=0.02)
+
+
+def _interim_app(tmp_path: Path) -> Any:  # TEMPORARY until diagnosis' main.py and 0001 land
+    from services.diagnosis.notify import SUBSCRIPTION, router, run_notifier
+    from shared.app import ServiceSpec, create_service_app
+    from shared.auth import key_sync_subscription
+
+    mig = tmp_path / "mig"
+    (mig / "versions").mkdir(parents=True)
+    (mig / "env.py").write_text(
+        "from alembic import context\n"
+        "from sqlalchemy import MetaData\n"
+        "from services.diagnosis.notify.models import NOTIFY_TABLES\n"
+        "from shared.auth import AuthKey\n"
+        "from shared.idempotency import IdempotencyRecord\n"
+        "from shared.outbox import OutboxMessage, ProcessedEvent\n"
+        "md = MetaData()\n"
+        "for t in [*NOTIFY_TABLES, AuthKey.__table__, IdempotencyRecord.__table__,\n"
+        "          OutboxMessage.__table__, ProcessedEvent.__table__]:\n"
+        "    t.to_metadata(md)\n"
+        "md.create_all(context.config.attributes['connection'])\n"
+    )
+    spec = ServiceSpec(
+        name="diagnosis",
+        title="interim",
+        routers=[router],
+        migrations_dir=mig,
+        subscriptions=[key_sync_subscription("diagnosis"), SUBSCRIPTION],
+        background=[run_notifier],
+    )
+    return create_service_app(spec, diagnosis_settings(tmp_path))
+
+
+def make_app(tmp_path: Path, settings: NotifySettings) -> Any:
+    if not list((REPO / "services/diagnosis/migrations/versions").glob("0002_*.py")):
+        app = _interim_app(tmp_path)
+    else:
+        from services.diagnosis.main import create_app
+
+        app = create_app(diagnosis_settings(tmp_path))
+    app.state.notify_settings = settings
+    return app
+
+
+@pytest.fixture
+async def notify(tmp_path: Path, receiver: Receiver) -> AsyncIterator[NotifyHarness]:
+    app = make_app(tmp_path, notify_test_settings())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            h = NotifyHarness(app, client, app.state.settings, receiver)
+            for tenant in ("acme", "globex"):
+                for role in ("admin", "operator", "viewer"):
+                    h.keys[f"{tenant}:{role}"] = await h.key(tenant, role)
+            yield h
+
+
+@pytest.fixture
+def finding() -> Any:
+    """Build a diagnosis.finding_* event: finding(kind="opened", severity=..., ...)."""
+    return finding_event
+
+
+def finding_event(
+    kind: str = "opened",
+    *,
+    tenant: str = "acme",
+    store: str = "shop-1",
+    finding_id: uuid.UUID | None = None,
+    severity: str = "high",
+    owner: str = "designer",
+    status: str = "open",
+    impact: float | None = -1850.0,
+    confidence: float | None = 0.8,
+    occurred_at: datetime | None = None,
+    title: str = "Paid-search click-through down 20.9%",
+) -> Any:
+    cls = {"opened": FindingOpenedV1, "updated": FindingUpdatedV1, "closed": FindingClosedV1}[kind]
+    values: dict[str, Any] = {
+        "tenant_id": tenant,
+        "store_id": store,
+        "finding_id": finding_id or uuid.uuid4(),
+        "date": "2026-11-22",
+        "code": "ctr_drop",
+        "severity": severity,
+        "metric": "ctr",
+        "dimensions": {"channel": "paid_search"},
+        "owner": owner,
+        "title": title,
+        "action": "Refresh the main image and the ad creative.",
+        "status": "resolved" if kind == "closed" else status,
+        "expected_gmv_impact": impact,
+        "confidence": confidence,
+    }
+    if kind == "closed":
+        values["resolution"] = "resolved"
+    if occurred_at is not None:
+        values["occurred_at"] = occurred_at
+    return cls.model_validate(values)
