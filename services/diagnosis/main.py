@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.diagnosis import notify
 from services.diagnosis.consumers import SUBSCRIPTIONS
 from services.diagnosis.routes import router
 from services.diagnosis.scheduler import run_scheduler
@@ -24,9 +25,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: DiagnosisSettings | None = None, bus: Bus | None = None) -> FastAPI:
     settings = settings or DiagnosisSettings()
-    routers = [router]
-    subscriptions = [*SUBSCRIPTIONS]
-    background = [run_scheduler]
+    routers = [router, notify.router]
+    subscriptions = [*SUBSCRIPTIONS, notify.SUBSCRIPTION]
+    background = [run_scheduler, notify.run_notifier]
     spec = ServiceSpec(
         name="diagnosis",
         title="storeops diagnosis",

@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from services.diagnosis.notify.models import NOTIFY_TABLES
 from shared.auth import AuthKey
 from shared.db import UTCDateTime, id_column
 from shared.idempotency import IdempotencyRecord
@@ -232,5 +233,5 @@ TABLES: list[Table] = [
         ProcessedEvent,
         IdempotencyRecord,
     )
-]
+] + NOTIFY_TABLES  # notifications' tables (services/diagnosis/notify, revision 0002)
 TABLE_NAMES = {t.name for t in TABLES}

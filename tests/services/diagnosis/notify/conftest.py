@@ -27,8 +27,6 @@ from services.diagnosis.notify.settings import NotifySettings
 from shared.config import DiagnosisSettings
 from shared.events.diagnosis import FindingClosedV1, FindingOpenedV1, FindingUpdatedV1
 
-REPO = Path(__file__).resolve().parents[4]
-
 
 @dataclass
 class Received:
@@ -130,9 +128,9 @@ def diagnosis_settings(tmp_path: Path) -> DiagnosisSettings:
         "log_level": "WARNING",
         "consumer_retry_base_seconds": 0.01,
         "consumer_retry_max_seconds": 0.05,
+        # Notifications' tests publish the finding events themselves.
+        "auto_diagnose": False,
     }
-    if "auto_diagnose" in DiagnosisSettings.model_fields:
-        values["auto_diagnose"] = False  # notifications' tests publish the finding events
     return DiagnosisSettings(**values)
 
 
@@ -172,44 +170,10 @@ class NotifyHarness(Harness):
         await wait_until(idle, timeout=20, interval=0.02)
 
 
-def _interim_app(tmp_path: Path) -> Any:  # TEMPORARY until diagnosis' main.py and 0001 land
-    from services.diagnosis.notify import SUBSCRIPTION, router, run_notifier
-    from shared.app import ServiceSpec, create_service_app
-    from shared.auth import key_sync_subscription
-
-    mig = tmp_path / "mig"
-    (mig / "versions").mkdir(parents=True)
-    (mig / "env.py").write_text(
-        "from alembic import context\n"
-        "from sqlalchemy import MetaData\n"
-        "from services.diagnosis.notify.models import NOTIFY_TABLES\n"
-        "from shared.auth import AuthKey\n"
-        "from shared.idempotency import IdempotencyRecord\n"
-        "from shared.outbox import OutboxMessage, ProcessedEvent\n"
-        "md = MetaData()\n"
-        "for t in [*NOTIFY_TABLES, AuthKey.__table__, IdempotencyRecord.__table__,\n"
-        "          OutboxMessage.__table__, ProcessedEvent.__table__]:\n"
-        "    t.to_metadata(md)\n"
-        "md.create_all(context.config.attributes['connection'])\n"
-    )
-    spec = ServiceSpec(
-        name="diagnosis",
-        title="interim",
-        routers=[router],
-        migrations_dir=mig,
-        subscriptions=[key_sync_subscription("diagnosis"), SUBSCRIPTION],
-        background=[run_notifier],
-    )
-    return create_service_app(spec, diagnosis_settings(tmp_path))
-
-
 def make_app(tmp_path: Path, settings: NotifySettings) -> Any:
-    if not list((REPO / "services/diagnosis/migrations/versions").glob("0002_*.py")):
-        app = _interim_app(tmp_path)
-    else:
-        from services.diagnosis.main import create_app
+    from services.diagnosis.main import create_app
 
-        app = create_app(diagnosis_settings(tmp_path))
+    app = create_app(diagnosis_settings(tmp_path))
     app.state.notify_settings = settings
     return app
 
