@@ -72,18 +72,21 @@ class Scheduler:
             self._ensured[k] = y
         if keys:
             async with self.state.db.session() as session:
-                await repo.ensure_days(session, keys, now)
+                await repo.ensure_days(session, keys, datetime.now(UTC))
                 await session.commit()
 
     async def claim(self, now: datetime) -> list[tuple[str, str, list[date]]]:
+        """`now` decides which days are due (cut-offs, windows); the debounce and the leases
+        run on the wall clock, like the data's timestamps."""
         s = self.settings
+        wall = datetime.now(UTC)
         since = now.date() - timedelta(days=max(s.backfill_days, s.late_data_days) + 2)
         async with self.state.db.session(readonly=True) as session:
             rows = await repo.pending_days(
                 session,
                 since,
                 now.date() + timedelta(days=1),
-                now,
+                wall,
                 timedelta(seconds=s.debounce_seconds),
                 s.max_claims_per_round * 10,
             )
@@ -98,14 +101,14 @@ class Scheduler:
             per_store[(r.tenant_id, r.store_id)].append(r.date)
         metrics.PENDING.set(sum(len(v) for v in per_store.values()))
         claimed = []
-        lease = now + timedelta(seconds=s.claim_lease_seconds)
+        lease = wall + timedelta(seconds=s.claim_lease_seconds)
         budget = s.max_claims_per_round
         for (tenant, store), days in per_store.items():
             if budget <= 0:
                 break
             async with self.state.db.session() as session:
                 taken = await repo.claim_days(
-                    session, tenant, store, sorted(days), self.worker, now, lease
+                    session, tenant, store, sorted(days), self.worker, wall, lease
                 )
                 await session.commit()
             if taken:

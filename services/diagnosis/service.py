@@ -59,7 +59,11 @@ from shared.outbox import stage
 
 RULES_BY_CODE = {r.code: r for r in RULES}
 OPEN_STATUSES = ("open", "acknowledged", "snoozed")
-LATE_WINDOW_DAYS = 7  # earlier days whose open findings a newer day's report may carry on/close
+# Earlier days whose open findings a newer day's report may carry on or close.
+EARLIER_WINDOW_DAYS = 30
+# A finding whose metric recovered is closed (auto_resolved) only once it is this old: the loss
+# happened, and its owner should see it in triage for a while, or resolve it.
+AUTO_RESOLVE_DAYS = 14
 SYSTEM = "system"
 
 
@@ -561,12 +565,13 @@ async def apply_findings(
     - A finding of this day the newest report no longer raises is closed (superseded).
     - When no later day has a report, open findings of the week before are carried on by this
       day's finding (closed as superseded, their acknowledgement or snooze inherited) or, not
-      raised and recovered past half their bound, closed as auto_resolved (engine.advance).
+      raised and recovered past half their bound, closed as auto_resolved (engine.advance) once
+      AUTO_RESOLVE_DAYS old (until then they stay in triage for their owner).
     """
     tenant, sid = store.tenant_id, store.store_id
     events: list[Event] = []
     existing = await repo.findings_of_days(
-        session, tenant, sid, day - timedelta(days=LATE_WINDOW_DAYS), day + timedelta(days=400)
+        session, tenant, sid, day - timedelta(days=EARLIER_WINDOW_DAYS), day + timedelta(days=400)
     )
     later = any(r.date > day for r in existing) or await _later_report(session, tenant, sid, day)
     today = {(r.code, r.metric, r.dims): r for r in existing if r.date == day}
@@ -687,8 +692,9 @@ async def apply_findings(
         ]
         t = advance(opens, rep.findings, day, rep.facts)
         by_id = {r.id: r for r in earlier}
+        recovered = [o for o in t.closed if (day - o.opened).days >= AUTO_RESOLVE_DAYS]
         for of, resolution in [(o, "superseded") for o in t.updated] + [
-            (o, "auto_resolved") for o in t.closed
+            (o, "auto_resolved") for o in recovered
         ]:
             row = by_id[str(of.finding_id)]
             closed = {
