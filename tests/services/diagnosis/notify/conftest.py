@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from support import ADMIN_KEY, Harness, apply_events, content_key, wait_until
@@ -118,7 +119,7 @@ def notify_test_settings(**over: Any) -> NotifySettings:
     return NotifySettings(**values)
 
 
-def diagnosis_settings(tmp_path: Path) -> DiagnosisSettings:
+def diagnosis_settings(tmp_path: Path, **over: Any) -> DiagnosisSettings:
     values: dict[str, Any] = {
         "database_url": "",
         "kafka_bootstrap_servers": "",
@@ -131,6 +132,7 @@ def diagnosis_settings(tmp_path: Path) -> DiagnosisSettings:
         # Notifications' tests publish the finding events themselves.
         "auto_diagnose": False,
     }
+    values.update(over)
     return DiagnosisSettings(**values)
 
 
@@ -170,10 +172,10 @@ class NotifyHarness(Harness):
         await wait_until(idle, timeout=20, interval=0.02)
 
 
-def make_app(tmp_path: Path, settings: NotifySettings) -> Any:
+def make_app(tmp_path: Path, settings: NotifySettings, **over: Any) -> Any:
     from services.diagnosis.main import create_app
 
-    app = create_app(diagnosis_settings(tmp_path))
+    app = create_app(diagnosis_settings(tmp_path, **over))
     app.state.notify_settings = settings
     return app
 
@@ -233,3 +235,36 @@ def finding_event(
     if occurred_at is not None:
         values["occurred_at"] = occurred_at
     return cls.model_validate(values)
+
+
+# --- PostgreSQL (tests marked integration) -------------------------------------------------
+
+
+@pytest.fixture
+async def pg_url(infra: Any) -> AsyncIterator[str]:
+    name = f"n_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(infra.dsn("postgres"))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    yield infra.async_url(name)
+    conn = await asyncpg.connect(infra.dsn("postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def pg_notify(
+    tmp_path: Path, pg_url: str, receiver: Receiver
+) -> AsyncIterator[NotifyHarness]:
+    # The worker is off: the test runs two Notifiers by hand, as two pods would.
+    app = make_app(tmp_path, notify_test_settings(worker_enabled=False), database_url=pg_url)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            h = NotifyHarness(app, client, app.state.settings, receiver)
+            h.keys["acme:admin"] = await h.key("acme", "admin")
+            yield h
