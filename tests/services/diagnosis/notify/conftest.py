@@ -13,6 +13,7 @@ import threading
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -181,16 +182,30 @@ def make_app(tmp_path: Path, settings: NotifySettings, **over: Any) -> Any:
 
 
 @pytest.fixture
-async def notify(tmp_path: Path, receiver: Receiver) -> AsyncIterator[NotifyHarness]:
-    app = make_app(tmp_path, notify_test_settings())
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            h = NotifyHarness(app, client, app.state.settings, receiver)
-            for tenant in ("acme", "globex"):
-                for role in ("admin", "operator", "viewer"):
-                    h.keys[f"{tenant}:{role}"] = await h.key(tenant, role)
-            yield h
+def make_notify(tmp_path: Path, receiver: Receiver) -> Any:
+    """`async with make_notify(settings, **diagnosis_settings) as h`: the diagnosis app with
+    notifications, on SQLite by default, with the receiver."""
+
+    @asynccontextmanager
+    async def _make(
+        settings: NotifySettings | None = None, **over: Any
+    ) -> AsyncIterator[NotifyHarness]:
+        app = make_app(tmp_path, settings or notify_test_settings(), **over)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                yield NotifyHarness(app, client, app.state.settings, receiver)
+
+    return _make
+
+
+@pytest.fixture
+async def notify(make_notify: Any) -> AsyncIterator[NotifyHarness]:
+    async with make_notify() as h:
+        for tenant in ("acme", "globex"):
+            for role in ("admin", "operator", "viewer"):
+                h.keys[f"{tenant}:{role}"] = await h.key(tenant, role)
+        yield h
 
 
 @pytest.fixture
@@ -257,14 +272,8 @@ async def pg_url(infra: Any) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def pg_notify(
-    tmp_path: Path, pg_url: str, receiver: Receiver
-) -> AsyncIterator[NotifyHarness]:
+async def pg_notify(make_notify: Any, pg_url: str) -> AsyncIterator[NotifyHarness]:
     # The worker is off: the test runs two Notifiers by hand, as two pods would.
-    app = make_app(tmp_path, notify_test_settings(worker_enabled=False), database_url=pg_url)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            h = NotifyHarness(app, client, app.state.settings, receiver)
-            h.keys["acme:admin"] = await h.key("acme", "admin")
-            yield h
+    async with make_notify(notify_test_settings(worker_enabled=False), database_url=pg_url) as h:
+        h.keys["acme:admin"] = await h.key("acme", "admin")
+        yield h

@@ -183,14 +183,27 @@ async def test_test_message_for_each_format_with_its_signature(notify: Any, find
     assert item["attempt_log"][0]["status_code"] == 200
 
 
-async def test_secrets_never_reach_the_logs(notify: Any, finding: Any, capfd: Any) -> None:
-    t = await notify.target(notify.keys["acme:admin"])
-    await notify.publish(finding(severity="critical"))
-    await notify.delivered(1)
-    await notify.settle()
+async def test_secrets_never_reach_the_logs(make_notify: Any, finding: Any, capfd: Any) -> None:
+    # Its own app with INFO logs, so that every attempt and request is logged.
+    async with make_notify(log_level="INFO") as h:
+        receiver = h.receiver
+        admin = await h.key("acme", "admin")
+        t = await h.target(admin)
+        ding = await h.target(
+            admin,
+            format="dingtalk",
+            url=receiver.url("/ding") + "?access_token=TOKEN123",
+            secret="SEC" + "7e" * 32,
+        )
+        await h.publish(finding(severity="critical"))
+        await h.client.post(f"{BASE}/{ding['id']}/test", headers=admin)
+        await h.delivered(1)
+        await h.delivered(1, "/ding")
+        await h.settle()
     out, err = capfd.readouterr()
-    assert t["secret"] not in out + err
-    assert t["secret"].removeprefix("whsec_") not in out + err
+    assert "notification_attempt" in out + err  # the logs were there to be read
+    for secret in (t["secret"], t["secret"].removeprefix("whsec_"), "TOKEN123", "7e" * 32):
+        assert secret not in out + err
 
 
 async def test_metrics_count_attempts_by_format_and_outcome(notify: Any, finding: Any) -> None:
