@@ -3,6 +3,7 @@ published by the tests), and the all-in-one app for the demo's real path."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,9 @@ from support import ADMIN_KEY, Harness
 
 from services.diagnosis.main import create_app
 from shared.config import DiagnosisSettings
+
+# diagnosis_helpers.py (events as ingest publishes them) beside the tests (importlib mode).
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def diagnosis_settings(tmp_path: Path, **over: Any) -> DiagnosisSettings:
