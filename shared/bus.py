@@ -40,6 +40,7 @@ from shared.config import ServiceSettings
 from shared.db import create_engine
 from shared.events import Event, UndecodableEvent, decode, dlq_topic
 from shared.observability import (
+    CONSUMER_LAG,
     EVENTS_CONSUMED,
     EVENTS_DEAD_LETTERED,
     EVENTS_FAILED,
@@ -547,6 +548,9 @@ class KafkaBus(Bus):
             except KafkaError as exc:
                 log.warning("consumer_start_failed", group=sub.group, error=repr(exc)[:200])
                 await asyncio.sleep(1)
+        # Next offset to handle per owned partition, for storeops_consumer_lag.
+        next_offset: dict[Any, int] = {}
+        lag = _LagReporter(self.service, sub.group, self.logical)
         try:
             while not self._stopping.is_set():
                 try:
@@ -555,6 +559,10 @@ class KafkaBus(Bus):
                     log.warning("consumer_fetch_failed", group=sub.group, error=repr(exc)[:200])
                     await asyncio.sleep(1)
                     continue
+                for tp, records in batches.items():
+                    if records:
+                        next_offset[tp] = records[0].offset
+                await lag.report(consumer, next_offset)
                 for tp, records in batches.items():
                     for record in records:
                         await self.deliver(
@@ -572,13 +580,69 @@ class KafkaBus(Bus):
                             # Rebalanced away or broker gone: the new owner redelivers;
                             # handlers are idempotent.
                             log.warning("commit_failed", group=sub.group, error=repr(exc)[:200])
+                        next_offset[tp] = records[-1].offset + 1
+                        lag.set(tp, consumer, next_offset[tp])
         except asyncio.CancelledError:
             pass
         finally:
+            lag.clear()
             try:
                 await consumer.stop()
             except Exception as exc:
                 log.warning("consumer_stop_failed", error=repr(exc)[:200])
+
+
+class _LagReporter:
+    """storeops_consumer_lag of one consumer: for each partition it owns, the partition's end
+    (its highwater, as of the last fetch) minus the next offset to handle. Partitions given
+    away in a rebalance are dropped, so that summing over pods counts each partition once."""
+
+    def __init__(self, service: str, group: str, logical: Callable[[str], str]) -> None:
+        self.service = service
+        self.group = group
+        self.logical = logical
+        self.labelled: set[Any] = set()
+
+    def set(self, tp: Any, consumer: Any, position: int) -> None:
+        try:
+            end = consumer.highwater(tp)
+        except AssertionError:  # no longer assigned
+            return
+        if end is None:
+            return
+        labels = (self.service, self.group, self.logical(tp.topic), str(tp.partition))
+        CONSUMER_LAG.labels(*labels).set(max(0, end - position))
+        self.labelled.add(tp)
+
+    async def report(self, consumer: Any, next_offset: dict[Any, int]) -> None:
+        from aiokafka.errors import KafkaError
+
+        assigned = consumer.assignment()
+        for tp in list(next_offset):
+            if tp not in assigned:
+                del next_offset[tp]
+        for tp in self.labelled - assigned:
+            self._remove(tp)
+        for tp in assigned:
+            position = next_offset.get(tp)
+            if position is None:
+                try:
+                    if consumer.highwater(tp) is None:
+                        continue  # nothing fetched yet: no end known
+                    position = int(await asyncio.wait_for(consumer.position(tp), timeout=1))
+                except (AssertionError, TimeoutError, KafkaError):  # reassigned meanwhile
+                    continue
+            if position is not None:
+                self.set(tp, consumer, position)
+
+    def _remove(self, tp: Any) -> None:
+        with contextlib.suppress(KeyError):
+            CONSUMER_LAG.remove(self.service, self.group, self.logical(tp.topic), str(tp.partition))
+        self.labelled.discard(tp)
+
+    def clear(self) -> None:
+        for tp in list(self.labelled):
+            self._remove(tp)
 
 
 def make_bus(settings: ServiceSettings) -> Bus:

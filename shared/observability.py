@@ -49,6 +49,11 @@ EVENTS_DEAD_LETTERED = Counter(
 EVENTS_DUPLICATE = Counter(
     "storeops_events_duplicate_total", "Events skipped as already processed", ["service", "group"]
 )
+CONSUMER_LAG = Gauge(
+    "storeops_consumer_lag",
+    "Messages behind the partition's end, per consumer group and partition this process owns",
+    ["service", "group", "topic", "partition"],
+)
 OUTBOX_BACKLOG = Gauge(
     "storeops_outbox_backlog", "Outbox rows staged but not yet published", ["service"]
 )

@@ -13,6 +13,7 @@ import zlib
 from typing import Any
 
 import structlog
+from prometheus_client import Gauge
 from sqlalchemy import func, select
 
 from services.ingest import repository as repo
@@ -21,16 +22,25 @@ from shared.bus import is_transient
 
 log = structlog.get_logger("imports")
 
+# The stuck-import alert (deploy/k8s/monitoring) fires when this is old: the runner moves it
+# whenever it is not behind, that is when a batch commits or when no job waits.
+IMPORT_PROGRESS = Gauge(
+    "storeops_import_job_last_progress_timestamp_seconds",
+    "Unix time the import runner last committed a batch or found no job waiting",
+)
+
 
 async def import_runner(state: Any) -> None:
     state.import_wake = getattr(state, "import_wake", None) or asyncio.Event()
     settings = state.settings
+    IMPORT_PROGRESS.set_to_current_time()
     while True:
         job_id = None
         try:
             async with state.db.session(readonly=True) as s:
                 job_id = await repo.next_job(s)
             if job_id is None:
+                IMPORT_PROGRESS.set_to_current_time()
                 state.import_wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(state.import_wake.wait(), timeout=1.0)
@@ -50,6 +60,7 @@ async def import_runner(state: Any) -> None:
                         max_problems=settings.import_max_problems,
                     )
                     await s.commit()
+                IMPORT_PROGRESS.set_to_current_time()
                 state.relay.wake()
             async with state.db.session(readonly=True) as s:
                 await service.cleanup_import_file(s, job_id)
