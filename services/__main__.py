@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -17,6 +18,7 @@ console = Console()
 
 def _tour(base: str, key: str, stores: list[str]) -> str:
     store = stores[0] if stores else "demo-shopify"
+    yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
     auth = f'-H "Authorization: Bearer {key}"'
     return "\n".join(
         [
@@ -29,6 +31,10 @@ def _tour(base: str, key: str, stores: list[str]) -> str:
             f"    {base}/v1/stores/{store}/metrics \\",
             """    -d '{"rows":[{"date":"2026-11-01","metric":"visitors","value":1234,"""
             """"dimensions":{"channel":"search","device":"mobile"}}]}'""",
+            "  # diagnosis (the last 30 days are diagnosed in the background within seconds):",
+            f"  curl -s {auth} '{base}/v1/findings?group=cause' | python3 -m json.tool",
+            f"  curl -s -X POST {auth} -H 'Content-Type: application/json' \\",
+            f'    {base}/v1/stores/{store}/diagnoses -d \'{{"date":"{yesterday}"}}\'',
             f"  curl -s {base}/readyz;  curl -s {base}/metrics | head",
             f"  API docs: {base}/ingest/docs",
         ]

@@ -1,4 +1,5 @@
-"""Diagnosis: the engine (`engine/`, pure functions) and two command-line tools (`rca`,
-`anomaly`); docs/diagnosis.md. The service itself (main.py: HTTP, consumers, database) is a later
-issue; the all-in-one app mounts it once its main.py exists.
+"""Diagnosis: the engine (`engine/`, pure functions), two command-line tools (`rca`, `anomaly`)
+and the service (main.py: its own copy of the series from ingest's events, automatic daily
+diagnosis per store timezone and on late data, versioned reports, findings with a lifecycle,
+portfolio triage; `notify/`: notifications). docs/diagnosis.md.
 """

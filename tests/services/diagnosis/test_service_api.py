@@ -349,6 +349,11 @@ async def test_triage_groups_transitions_and_snooze(diagnosis: Harness) -> None:
     await sched.run_once(now=until + timedelta(seconds=1))
     r = await c.get("/v1/findings?severity=high", headers=auth("viewer"))
     assert fid in {i["id"] for i in r.json()["items"] if i["status"] == "open"}
+    # the gauge the dashboards read, refreshed at each scheduler round
+    metrics = (await c.get("/metrics")).text
+    assert 'storeops_findings_open{owner="promotion",severity="high"} 2.0' in metrics
+    assert 'storeops_diagnosis_reports_total{trigger="scheduled"}' in metrics
+    assert "storeops_diagnosis_duration_seconds_bucket" in metrics
     r = await c.post(
         url, json={"action": "resolve", "note": "budget restored"}, headers=auth("operator")
     )
