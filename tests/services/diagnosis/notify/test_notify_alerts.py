@@ -221,3 +221,17 @@ async def test_metrics_count_attempts_by_format_and_outcome(notify: Any, finding
     )
     assert float(line.rsplit(" ", 1)[1]) >= 1
     assert "storeops_notifications_pending " in text
+
+
+async def test_the_contract_examples_are_accepted_in_order(notify: Any) -> None:
+    from services.diagnosis.notify.models import NotificationFinding
+    from shared.events.diagnosis import FindingClosedV1, FindingOpenedV1, FindingUpdatedV1
+
+    opened = FindingOpenedV1.example()
+    admin = await notify.key(opened.tenant_id, "admin")
+    await notify.target(admin, owner=opened.owner)
+    await notify.publish(opened, FindingUpdatedV1.example(), FindingClosedV1.example())
+    await notify.delivered(1)
+    await notify.settle()
+    assert len(notify.receiver.on("/hook")) == 1  # the update (acknowledged) pages nobody
+    assert await notify.count(NotificationFinding, status="resolved") == 1
