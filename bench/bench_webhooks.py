@@ -306,13 +306,23 @@ def pct(values: list[float], q: float) -> float:
 
 
 def wait_processed(db: Path, orders: int, timeout: float) -> float:
-    """Seconds until the processor has turned every delivery into the daily rows: nothing
-    pending, and the orders rows sum to the number of distinct orders (read from the SQLite
-    file, read-only)."""
+    """Seconds until the processor has turned every delivery into the daily rows: nothing in
+    the inbox, nothing pending, and the orders rows sum to the number of distinct orders (read
+    from the SQLite files, read-only)."""
     import sqlite3
 
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
+        inbox = db.with_name(f"{db.stem}-inbox{db.suffix}")
+        if inbox.exists():  # received, not yet moved into webhook_deliveries
+            icon = sqlite3.connect(f"file:{inbox}?mode=ro", uri=True, timeout=30)
+            try:
+                waiting = icon.execute("SELECT count(*) FROM inbox").fetchone()[0]
+            finally:
+                icon.close()
+            if waiting:
+                time.sleep(0.25)
+                continue
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
         try:
             pending = con.execute(

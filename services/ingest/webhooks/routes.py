@@ -16,8 +16,9 @@ from services.ingest.webhooks import service
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 
-def clock() -> Callable[[], float]:
-    """The time Standard Webhooks timestamps are checked against (tests override it)."""
+async def clock() -> Callable[[], float]:
+    """The time Standard Webhooks timestamps are checked against (tests override it). Async on
+    purpose: FastAPI runs a sync dependency in its thread pool, a thread hop per delivery."""
     return time.time
 
 

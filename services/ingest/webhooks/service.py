@@ -8,8 +8,9 @@ import contextlib
 import hashlib
 import json
 import secrets
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +23,9 @@ from services.ingest import service as ingest_service
 from services.ingest.schemas import MetricRowIn
 from services.ingest.webhooks import platforms as p
 from services.ingest.webhooks import repository as repo
+from services.ingest.webhooks.inbox import Inbox
 from shared.auth import Principal
+from shared.db import Database
 from shared.errors import DomainError, MalformedJson, NotFound, Unavailable
 
 log = structlog.get_logger("webhooks")
@@ -62,13 +65,26 @@ def _body_id(body: bytes) -> str:
 
 class Runtime:
     """Per-app state of the webhooks: the store directory cache, the group-commit writer, the
-    processor's wake-up, and one in-process write lock so the receive path and the processor
-    take turns instead of colliding on SQLite's busy handler (which sleeps in coarse steps)."""
+    embedded mode's inbox, the processor's wake-up, and one in-process write lock so that the
+    processor's writes to a SQLite ingest.db take turns instead of colliding on SQLite's busy
+    handler (which sleeps in coarse steps)."""
 
-    def __init__(self, db: Any, *, store_ttl_seconds: float = 2.0, max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        db: Any,
+        *,
+        store_ttl_seconds: float = 2.0,
+        max_batch: int = 500,
+        inbox: Inbox | None = None,
+    ) -> None:
         self.db = db
+        # Embedded mode (a SQLite file): deliveries go to the inbox file, never queued behind
+        # ingest.db's other writers; on PostgreSQL straight into webhook_deliveries.
+        self.inbox: Inbox | None = inbox or (Inbox.for_database(db.url) if db.sqlite else None)
         self.write_lock = asyncio.Lock()
         self.wake = asyncio.Event()
+        # Thread-safe callbacks run on every wake-up (the processor's thread, when it runs one).
+        self.on_wake: list[Callable[[], None]] = []
         self.store_ttl = store_ttl_seconds
         self.max_batch = max_batch
         self._stores: dict[tuple[str, str], tuple[float, list[Any]]] = {}
@@ -100,9 +116,7 @@ class Runtime:
         """Write one delivery; True if new. Through the writer when it runs (group commit: the
         deliveries that arrive while a batch commits share the next transaction)."""
         if not self.writer_running:
-            async with self.write_lock, self.db.session() as s:
-                (inserted,) = await repo.insert_deliveries(s, [values])
-                await s.commit()
+            (inserted,) = await self._insert([values])
             return inserted
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((values, fut))
@@ -116,9 +130,7 @@ class Runtime:
                 while not self._queue.empty() and len(batch) < self.max_batch:
                     batch.append(self._queue.get_nowait())
                 try:
-                    async with self.write_lock, self.db.session() as s:
-                        results = await repo.insert_deliveries(s, [v for v, _ in batch])
-                        await s.commit()
+                    results = await self._insert([v for v, _ in batch])
                 except Exception as exc:
                     for _, fut in batch:
                         if not fut.done():
@@ -127,13 +139,56 @@ class Runtime:
                 for (_, fut), inserted in zip(batch, results, strict=True):
                     if not fut.done():
                         fut.set_result(inserted)
-                self.wake.set()
+                self.notify()
         finally:
             self.writer_running = False
             while not self._queue.empty():
                 _, fut = self._queue.get_nowait()
                 if not fut.done():
                     fut.set_exception(Unavailable("The webhook writer stopped; retry"))
+
+    def notify(self) -> None:
+        """Wake the processor (deliveries are waiting)."""
+        self.wake.set()
+        for callback in self.on_wake:
+            callback()
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> list[bool]:
+        if self.inbox is not None:
+            return await self.inbox.insert(rows)
+        async with self.write_lock, self.db.session() as s:
+            results = await repo.insert_deliveries(s, rows)
+            await s.commit()
+        return results
+
+    async def move_inbox(self, limit: int) -> int:
+        """Move the oldest inbox deliveries into webhook_deliveries (insert-or-ignore on the
+        identity, so a move redone after a crash writes nothing twice), then drop them from the
+        inbox; returns how many were moved."""
+        if self.inbox is None:
+            return 0
+        rows = await self.inbox.take(limit)
+        if not rows:
+            return 0
+        async with self.write_lock, self.db.session() as s:
+            await repo.insert_deliveries(
+                s,
+                [{k: v for k, v in r.items() if k != "id"} | _UNPROCESSED for r in rows],
+            )
+            await s.commit()
+        await self.inbox.remove([r["id"] for r in rows])
+        return len(rows)
+
+    async def backlog(self) -> int:
+        """Deliveries received but not yet moved into webhook_deliveries (0 on PostgreSQL)."""
+        return 0 if self.inbox is None else await self.inbox.count()
+
+    async def close(self) -> None:
+        if self.inbox is not None:
+            await self.inbox.close()
+
+
+_UNPROCESSED = {"error": None, "attempts": 0, "processed_at": None}
 
 
 def runtime(state: Any) -> Runtime:
@@ -223,7 +278,7 @@ async def receive(
     if not inserted:
         return Received("duplicate", delivery_id)
     if not ignored:
-        rt.wake.set()
+        rt.notify()
     return Received("ignored" if ignored else "accepted", delivery_id)
 
 
@@ -438,6 +493,7 @@ async def process_pending(rt: Runtime, *, batch_size: int, max_attempts: int) ->
     group that fails is redone one delivery at a time, so a poison delivery fails alone (its
     attempts counted, failed after `max_attempts`) and never holds up the others."""
     db = rt.db
+    moved = await rt.move_inbox(batch_size)
     async with db.session(readonly=True) as s:
         pending = list(await repo.pending_deliveries(s, batch_size))
     groups: dict[tuple[str, str], list[Any]] = {}
@@ -470,25 +526,87 @@ async def process_pending(rt: Runtime, *, batch_size: int, max_attempts: int) ->
                             s, d.id, {"attempts": d.attempts + 1, "error": str(exc)[:2000]}
                         )
                     await s.commit()
-    return len(pending)
+    # A full inbox move means more may be waiting: the caller goes on at once.
+    return max(moved, len(pending))
 
 
 async def run_processor(state: Any) -> None:
     """The background side of the webhooks (registered in main.py): the group-commit writer
     and the processor, woken by each accepted delivery, else polling. An unexpected error is
-    logged and the loop goes on after a pause."""
+    logged and the loop goes on after a pause.
+
+    In the embedded mode the processor runs on a thread of its own, with its own event loop and
+    engine: its work (parsing, facts, daily rows, events) then never holds the event loop that
+    answers deliveries for longer than the interpreter's switch interval (5 ms), where on the
+    shared loop a round held it for tens of milliseconds at a time."""
     rt = runtime(state)
     writer = asyncio.create_task(rt.run_writer(), name="ingest:webhook-writer")
     try:
-        await _process_forever(state, rt)
+        if rt.inbox is not None:
+            await _process_in_thread(state, rt)
+        else:
+            await _process_forever(state.settings, rt, state.relay.wake)
     finally:
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await writer
+        await rt.close()
 
 
-async def _process_forever(state: Any, rt: Runtime) -> None:
-    settings = state.settings
+async def _process_in_thread(state: Any, rt: Runtime) -> None:
+    main_loop = asyncio.get_running_loop()
+    started: asyncio.Future[tuple[asyncio.AbstractEventLoop, asyncio.Task[None]]] = (
+        main_loop.create_future()
+    )
+    relay = state.relay
+
+    def wake_relay() -> None:
+        with contextlib.suppress(RuntimeError):  # the app's loop closed: it is stopping
+            main_loop.call_soon_threadsafe(relay.wake)
+
+    async def serve() -> None:
+        db = Database(state.settings)  # an engine bound to this thread's loop
+        own = Runtime(db, inbox=rt.inbox)
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def wake_own() -> None:
+            with contextlib.suppress(RuntimeError):  # its loop closed: the app is stopping
+                loop.call_soon_threadsafe(own.wake.set)
+
+        rt.on_wake.append(wake_own)
+        main_loop.call_soon_threadsafe(started.set_result, (loop, task))
+        try:
+            await _process_forever(state.settings, own, wake_relay)
+        finally:
+            await db.dispose()
+
+    def body() -> None:
+        try:
+            asyncio.run(serve())
+        except asyncio.CancelledError:
+            pass
+        except BaseException as exc:  # reported to the lifespan task waiting for the start
+            log.error("webhook_processor_thread_failed", error=repr(exc))
+            if not started.done():
+                main_loop.call_soon_threadsafe(started.set_exception, exc)
+
+    thread = threading.Thread(target=body, name="ingest:webhook-processor", daemon=True)
+    thread.start()
+    try:
+        await asyncio.shield(started)
+        rt.notify()  # deliveries left in the inbox by a previous run
+        await asyncio.Event().wait()  # until the app stops (this task is cancelled)
+    finally:
+        with contextlib.suppress(Exception):  # a thread that failed to start has ended
+            loop, task = await asyncio.shield(started)
+            loop.call_soon_threadsafe(task.cancel)
+        await asyncio.to_thread(thread.join)
+        rt.on_wake.clear()
+
+
+async def _process_forever(settings: Any, rt: Runtime, wake_relay: Callable[[], None]) -> None:
     while True:
         try:
             while (
@@ -500,7 +618,7 @@ async def _process_forever(state: Any, rt: Runtime) -> None:
                 >= settings.webhook_batch_size
             ):
                 pass
-            state.relay.wake()
+            wake_relay()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
