@@ -57,6 +57,46 @@ def _get(series: Mapping[date, float | None], d: date) -> float | None:
     return None if v is None else float(v)
 
 
+def baseline_dates(
+    day: date,
+    kind: Baseline,
+    *,
+    phases: Sequence[PhaseWindow] = (),
+    exclude: Collection[date] = (),
+) -> list[date]:
+    """The days the baseline `kind` of `day` is made of (see compute_baseline)."""
+    if kind == "previous_day":
+        return [_skip(day, 1, exclude)]
+    if kind == "same_weekday_last_week":
+        return [_skip(day, 7, exclude)]
+    if kind == "trailing_7d":
+        return [d for i in range(1, 8) if (d := day - timedelta(days=i)) not in exclude]
+    if kind == "trailing_28d":
+        return [d for i in range(1, 29) if (d := day - timedelta(days=i)) not in exclude]
+    if kind == "same_phase_last_year":
+        return [same_phase_last_year(day, phases)]
+    raise ValueError(kind)  # pragma: no cover - Literal exhausts it
+
+
+def baseline_from(
+    kind: Baseline, wanted: Sequence[date], series: Mapping[date, float | None]
+) -> BaselineValue:
+    """The baseline over the wanted days of a series (the days computed once for many series:
+    the leaves of a store-day share them)."""
+    present = [(d, v) for d in wanted if (v := _get(series, d)) is not None]
+    missing = tuple(d for d in wanted if _get(series, d) is None)
+    dates = tuple(d for d, _ in present)
+    if not present or not wanted:
+        return BaselineValue(kind, None, dates, missing)
+    if len(wanted) > 1:
+        if len(present) < MIN_PRESENT * len(wanted):
+            return BaselineValue(kind, None, dates, missing)
+        value = float(statistics.median(v for _, v in present))
+    else:
+        value = present[0][1]
+    return BaselineValue(kind, value, dates, missing)
+
+
 def compute_baseline(
     series: Mapping[date, float | None],
     day: date,
@@ -72,30 +112,7 @@ def compute_baseline(
     eight times: a Double 11 season is four weeks long), the trailing windows leave them out.
     same_phase_last_year keeps them: a phase is compared with the same phase.
     """
-    if kind == "previous_day":
-        wanted = [_skip(day, 1, exclude)]
-    elif kind == "same_weekday_last_week":
-        wanted = [_skip(day, 7, exclude)]
-    elif kind == "trailing_7d":
-        wanted = [d for i in range(1, 8) if (d := day - timedelta(days=i)) not in exclude]
-    elif kind == "trailing_28d":
-        wanted = [d for i in range(1, 29) if (d := day - timedelta(days=i)) not in exclude]
-    elif kind == "same_phase_last_year":
-        wanted = [same_phase_last_year(day, phases)]
-    else:  # pragma: no cover - Literal exhausts it
-        raise ValueError(kind)
-    present = [(d, v) for d in wanted if (v := _get(series, d)) is not None]
-    missing = tuple(d for d in wanted if _get(series, d) is None)
-    dates = tuple(d for d, _ in present)
-    if not present or not wanted:
-        return BaselineValue(kind, None, dates, missing)
-    if len(wanted) > 1:
-        if len(present) < MIN_PRESENT * len(wanted):
-            return BaselineValue(kind, None, dates, missing)
-        value = float(statistics.median(v for _, v in present))
-    else:
-        value = present[0][1]
-    return BaselineValue(kind, value, dates, missing)
+    return baseline_from(kind, baseline_dates(day, kind, phases=phases, exclude=exclude), series)
 
 
 def _skip(day: date, step: int, exclude: Collection[date]) -> date:

@@ -106,6 +106,19 @@ def leaves_from_rows(
                 dup = dict(zip(dimensions, k, strict=True))
                 raise InputError(f"{row_name} {i + first}: duplicate leaf {dup}")
             seen.add(k)
+    return leaves_from_columns(dimensions, keys, nums, ratio=ratio)
+
+
+def leaves_from_columns(
+    dimensions: Sequence[str],
+    keys: list[tuple[str, ...]],
+    nums: npt.NDArray[np.float64],
+    *,
+    ratio: bool = False,
+) -> Leaves:
+    """Leaves from distinct, already-valid keys and their numbers: shape (2, n) real and
+    predict, or (4, n) real_num, real_den, predict_num, predict_den (the service's fast path)."""
+    n = len(keys)
     if ratio:
         rn, rd, pn, pd = nums
         if (rd < 0).any() or (pd < 0).any():
