@@ -14,9 +14,8 @@
 #   venv/bin/python          a venv with kubernetes-validate (it bundles the Kubernetes JSON
 #                            schemas, so strict validation needs no network)
 #   crds/*.yaml              the operators' own CustomResourceDefinitions: CloudNativePG,
-#                            KEDA, Prometheus Operator (from their Go modules), Strimzi
-#                            (generated with Strimzi's own crd-generator from its api jar, the way
-#                            Strimzi's build makes packaging/install/cluster-operator/04x-Crd-*.yaml)
+#                            KEDA, Prometheus Operator (from their Go modules), Strimzi (from the
+#                            test jar of io.strimzi:api on Maven Central, which carries them)
 #   VERSIONS                 the versions installed (the stamp that makes reruns no-ops)
 set -euo pipefail
 
@@ -128,44 +127,22 @@ copy_crds "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERAT
   monitoring.coreos.com_servicemonitors.yaml monitoring.coreos.com_prometheusrules.yaml
 log "CNPG, KEDA and Prometheus Operator CRDs in $(elapsed "$t") s"
 
-# Strimzi is Java: its CRDs are generated from the api classes by its crd-generator, both on
-# Maven Central. The arguments are those of the api module's own pom (generate-crd-* steps).
+# Strimzi is Java: its CRDs (the ones its build writes to packaging/install/cluster-operator/
+# 04x-Crd-*.yaml) ship in the test jar of io.strimzi:api on Maven Central, under crds/v1/.
 t="$(now)"
-SLIBS="$STOREOPS_CACHE/strimzi-libs-$STRIMZI_VERSION"
-if ! [[ -f "$SLIBS/.complete" ]]; then
-  pom="$(mktemp -d)/pom.xml"
-  cat >"$pom" <<POM
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>storeops.local</groupId><artifactId>strimzi-crd-libs</artifactId><version>1</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency><groupId>io.strimzi</groupId><artifactId>api</artifactId><version>$STRIMZI_VERSION</version></dependency>
-    <dependency><groupId>io.strimzi</groupId><artifactId>crd-generator</artifactId><version>$STRIMZI_VERSION</version></dependency>
-  </dependencies>
-</project>
-POM
-  mkdir -p "$SLIBS"
-  mvn -B -q -U -f "$pom" \
-    "org.apache.maven.plugins:maven-dependency-plugin:$MAVEN_DEPENDENCY_PLUGIN:copy-dependencies" \
-    -DincludeScope=runtime "-DoutputDirectory=$SLIBS" >"$STOREOPS_CACHE/strimzi-libs.mvn.log" 2>&1 \
-    || { tail -n 30 "$STOREOPS_CACHE/strimzi-libs.mvn.log" >&2; die "Strimzi jars download failed"; }
-  touch "$SLIBS/.complete"
+SJAR="$STOREOPS_CACHE/strimzi-api-$STRIMZI_VERSION-tests.jar"
+if ! [[ -s "$SJAR" ]]; then
+  sdir="$(mktemp -d)"
+  mvn -B -q -U "org.apache.maven.plugins:maven-dependency-plugin:$MAVEN_DEPENDENCY_PLUGIN:copy" \
+    "-Dartifact=io.strimzi:api:$STRIMZI_VERSION:jar:tests" "-DoutputDirectory=$sdir" \
+    >"$STOREOPS_CACHE/strimzi-api.mvn.log" 2>&1 \
+    || { tail -n 30 "$STOREOPS_CACHE/strimzi-api.mvn.log" >&2; die "io.strimzi:api:$STRIMZI_VERSION:tests download failed"; }
+  mv "$sdir/api-$STRIMZI_VERSION-tests.jar" "$SJAR"
+  rm -rf "$sdir"
 fi
-strimzi_gen() { # api-versions class=file...
-  local versions="$1"
-  shift
-  java -cp "$SLIBS/*" io.strimzi.crdgenerator.CrdGenerator \
-    --label app:strimzi --label strimzi.io/crd-install:true --target-kube 1.16+ \
-    --crd-api-version v1 --api-versions "$versions" --storage-version v1beta2 --yaml "$@" \
-    >"$STOREOPS_CACHE/strimzi-crdgen.log" 2>&1 \
-    || { tail -n 30 "$STOREOPS_CACHE/strimzi-crdgen.log" >&2; die "Strimzi CRD generation failed"; }
-}
-strimzi_gen v1beta2,v1 \
-  "io.strimzi.api.kafka.model.kafka.Kafka=$TOOLS/crds/040-Crd-kafka.yaml" \
-  "io.strimzi.api.kafka.model.nodepool.KafkaNodePool=$TOOLS/crds/045-Crd-kafkanodepool.yaml"
-strimzi_gen v1alpha1,v1beta1,v1beta2,v1 \
-  "io.strimzi.api.kafka.model.topic.KafkaTopic=$TOOLS/crds/043-Crd-kafkatopic.yaml"
+for f in 040-Crd-kafka.yaml 043-Crd-kafkatopic.yaml 045-Crd-kafkanodepool.yaml; do
+  unzip -p "$SJAR" "crds/v1/$f" >"$TOOLS/crds/$f" || die "crds/v1/$f not in $SJAR"
+done
 log "Strimzi CRDs in $(elapsed "$t") s"
 
 echo "$STAMP" >"$TOOLS/VERSIONS"

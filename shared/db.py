@@ -156,7 +156,8 @@ def alembic_config(migrations_dir: Path, url: str) -> Config:
 
 
 async def migrate(engine: AsyncEngine, migrations_dir: Path, revision: str = "head") -> None:
-    """Upgrade through the async engine's connection (never asyncio.run inside a running loop)."""
+    """Upgrade through the async engine's connection (never asyncio.run inside a running loop),
+    under a transaction-scoped advisory lock on PostgreSQL."""
 
     def _upgrade(connection: Connection) -> None:
         cfg = alembic_config(migrations_dir, str(engine.url))
@@ -164,6 +165,10 @@ async def migrate(engine: AsyncEngine, migrations_dir: Path, revision: str = "he
         command.upgrade(cfg, revision)
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Pods and the migration Job may start together: one upgrades, the others wait
+            # for it and then find the head already there.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('storeops:migrate'))"))
         await conn.run_sync(_upgrade)
 
 

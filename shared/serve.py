@@ -1,13 +1,38 @@
-"""Run one service (or the all-in-one app) under uvicorn."""
+"""Run one service (or the all-in-one app) under uvicorn; `... migrate` only migrates.
+
+`python -m services.<name> migrate` upgrades the service's database to the head revision and
+exits: the Kubernetes migration Job runs it before the Deployment's pods (which also migrate at
+start-up, a no-op once the Job has run).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import os
+import sys
 
 import uvicorn
 
 
+async def _migrate(factory: str) -> None:
+    from shared.config import ServiceSettings
+    from shared.db import Database, migrate
+
+    module_name = factory.split(":", 1)[0]  # services.<name>.main
+    module = importlib.import_module(module_name)
+    settings = ServiceSettings(service_name=module_name.split(".")[-2])
+    db = Database(settings)
+    try:
+        await migrate(db.engine, module.MIGRATIONS)
+    finally:
+        await db.dispose()
+
+
 def serve(factory: str, default_port: int) -> None:
+    if sys.argv[1:] == ["migrate"]:
+        asyncio.run(_migrate(factory))
+        return
     uvicorn.run(
         factory,
         factory=True,
