@@ -12,6 +12,9 @@ echo "== lint"
 "$UV" run lint-imports
 "$UV" run python -m shared.events.snapshots --check
 
+echo "== k8s tools (tests/deploy: promtool, kubernetes-validate, operators' CRDs; cached)"
+scripts/k8s_tools.sh
+
 echo "== services"
 started=0
 cleanup() {
