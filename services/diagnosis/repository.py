@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy import String, Table, and_, func, or_, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -125,16 +125,29 @@ async def upsert_series(
 async def load_series(
     session: AsyncSession, tenant_id: str, store_id: str, start: dt.date, end: dt.date
 ) -> list[tuple[dt.date, str, str, float]]:
-    """A store's rows of [start, end] in one query: (date, metric, dims, value)."""
+    """A store's rows of [start, end] in one query: (date, metric, dims, value).
+
+    The date is read untyped and parsed once per distinct day (SQLite hands back text, asyncpg
+    a date): a wide store-day is 100,000+ rows, and a per-row date processor was a third of the
+    load time."""
     result = await session.execute(
-        select(SERIES.c.date, SERIES.c.metric, SERIES.c.dims, SERIES.c.value).where(
+        select(
+            type_coerce(SERIES.c.date, String), SERIES.c.metric, SERIES.c.dims, SERIES.c.value
+        ).where(
             SERIES.c.tenant_id == tenant_id,
             SERIES.c.store_id == store_id,
             SERIES.c.date >= start,
             SERIES.c.date <= end,
         )
     )
-    return [tuple(r) for r in result]
+    days: dict[Any, dt.date] = {}
+    out = []
+    for d, metric, dims, value in result:
+        day = days.get(d)
+        if day is None:
+            day = days[d] = d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d))
+        out.append((day, metric, dims, value))
+    return out
 
 
 async def has_series(session: AsyncSession, tenant_id: str, store_id: str) -> bool:
@@ -445,6 +458,21 @@ async def next_report_version(
         )
     )
     return int(v or 0) + 1
+
+
+async def has_later_report(
+    session: AsyncSession, tenant_id: str, store_id: str, day: dt.date
+) -> bool:
+    found = await session.scalar(
+        select(REPORTS.c.version)
+        .where(
+            REPORTS.c.tenant_id == tenant_id,
+            REPORTS.c.store_id == store_id,
+            REPORTS.c.date > day,
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 async def insert_report(session: AsyncSession, values: dict[str, Any]) -> None:

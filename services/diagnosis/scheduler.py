@@ -103,17 +103,19 @@ class Scheduler:
         claimed = []
         lease = wall + timedelta(seconds=s.claim_lease_seconds)
         budget = s.max_claims_per_round
-        for (tenant, store), days in per_store.items():
-            if budget <= 0:
-                break
-            async with self.state.db.session() as session:
+        # One transaction for the round's claims: each is still a conditional update per
+        # store-day, so a row another pod holds is simply not taken.
+        async with self.state.db.session() as session:
+            for (tenant, store), days in per_store.items():
+                if budget <= 0:
+                    break
                 taken = await repo.claim_days(
                     session, tenant, store, sorted(days), self.worker, wall, lease
                 )
-                await session.commit()
-            if taken:
-                claimed.append((tenant, store, taken))
-                budget -= len(taken)
+                if taken:
+                    claimed.append((tenant, store, taken))
+                    budget -= len(taken)
+            await session.commit()
         return claimed
 
     async def diagnose_day(self, tenant: str, store_id: str, day: date) -> bool:
@@ -137,7 +139,6 @@ class Scheduler:
             # the day due again.
             await repo.finish_day(session, tenant, store_id, day, data_version, self.worker)
             await session.commit()
-        self.state.relay.wake()
         metrics.DURATION.labels(trigger).observe(time.perf_counter() - started)
         return bool(loaded.rows)
 
@@ -160,6 +161,8 @@ class Scheduler:
                 async with self.state.db.session() as session:
                     await repo.release_day(session, tenant, store_id, day, self.worker)
                     await session.commit()
+        # Once per store rather than per day: the relay publishes the store's events together.
+        self.state.relay.wake()
         return done
 
     async def run_once(self, now: datetime | None = None) -> int:

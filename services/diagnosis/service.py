@@ -573,7 +573,9 @@ async def apply_findings(
     existing = await repo.findings_of_days(
         session, tenant, sid, day - timedelta(days=EARLIER_WINDOW_DAYS), day + timedelta(days=400)
     )
-    later = any(r.date > day for r in existing) or await _later_report(session, tenant, sid, day)
+    later = any(r.date > day for r in existing) or await repo.has_later_report(
+        session, tenant, sid, day
+    )
     today = {(r.code, r.metric, r.dims): r for r in existing if r.date == day}
     earlier = [r for r in existing if r.date < day and r.status in OPEN_STATUSES]
     inherit: dict[tuple[str, str, str], Any] = {}
@@ -714,11 +716,6 @@ async def apply_findings(
                 finding_event(_Row({**row._mapping, **closed}), "closed", resolution=resolution)
             )
     return events
-
-
-async def _later_report(session: AsyncSession, tenant: str, sid: str, day: dt.date) -> bool:
-    rows = await repo.list_reports(session, tenant, sid, day + timedelta(days=1), None, None, 1)
-    return bool(rows)
 
 
 # ---- on request ----------------------------------------------------------------------------

@@ -111,15 +111,20 @@ class Report:
 
 
 def _aggregate(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Series], Series]:
-    """scope -> date -> metric -> sum; store-level (dimensions {}) rows go to the scores."""
-    by_scope: dict[str, Series] = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
+    """scope -> date -> metric -> sum; store-level (dimensions {}) rows go to the scores.
+
+    Rows are summed per (channel, date, metric) first, then rolled up into the scopes: one
+    dictionary update per row rather than three."""
+    per: dict[tuple[str, date, str], float] = defaultdict(float)
     scores: Series = defaultdict(dict)
     for r in rows:
-        d, m, v, dims = r["date"], r["metric"], float(r["value"]), r.get("dimensions") or {}
+        dims = r.get("dimensions")
         if not dims:
-            scores[d][m] = v
+            scores[r["date"]][r["metric"]] = float(r["value"])
             continue
-        ch = dims.get("channel", "other")
+        per[(dims.get("channel", "other"), r["date"], r["metric"])] += float(r["value"])
+    by_scope: dict[str, Series] = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
+    for (ch, d, m), v in per.items():
         for scope in ("all", ch, "paid" if ch in PAID_CHANNELS else "free"):
             by_scope[scope][d][m] += v
     return by_scope, scores
@@ -169,7 +174,8 @@ def diagnose_store_day(sd: StoreDay) -> Report:
         raise InputError("no metric rows")
     day = sd.day
     keys: dict[date, set[Any]] = defaultdict(set)
-    row_dims = _DimsKeys().of_rows(sd.rows)
+    dims_keys = _DimsKeys()
+    row_dims = dims_keys.of_rows(sd.rows)
     for r, dk in zip(sd.rows, row_dims, strict=True):
         keys[r["date"]].add((r["metric"], dk))
     history = [day - timedelta(days=i) for i in range(1, 29)]
@@ -311,12 +317,15 @@ def diagnose_store_day(sd: StoreDay) -> Report:
     root_causes: list[tuple[str, RootCause]] = []
     verdicts: dict[str, str] = {}
     if comp.complete:
+        table: _LeafTable | None = None
         for metric, ratio in (("gmv", False), ("cvr", True)):
             moved = facts.get(f"rel.{metric}.all")
             if moved is None or abs(moved) < MIN_MOVE_FOR_CAUSES:
                 verdicts[metric] = "no_change"
                 continue
-            res = _leaf_rca(sd, metric, ratio, row_dims)
+            if table is None:
+                table = _leaf_table(sd, {"gmv", *RATIOS["cvr"]}, dims_keys, row_dims)
+            res = _leaf_rca(sd, metric, ratio, table)
             if res is not None:
                 verdicts[metric] = res[0]
                 # a report names the causes of the store's move, not a small leaf going the
@@ -400,6 +409,7 @@ class _DimsKeys:
 
     def __init__(self) -> None:
         self._cache: dict[int, tuple[Mapping[str, str], tuple[tuple[str, str], ...]]] = {}
+        self.names: set[str] = set()  # every dimension name seen
 
     def __call__(self, dims: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
         hit = self._cache.get(id(dims))
@@ -407,6 +417,7 @@ class _DimsKeys:
             return hit[1]
         key = tuple(sorted(dims.items()))
         self._cache[id(dims)] = (dims, key)
+        self.names.update(dims)
         return key
 
     def of_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[tuple[str, str], ...]]:
@@ -427,46 +438,65 @@ class _DimsKeys:
         return out
 
 
-def _leaf_rca(
-    sd: StoreDay,
-    metric: str,
-    ratio: bool,
-    row_dims: Sequence[tuple[tuple[str, str], ...]] | None = None,
-) -> tuple[str, list[RootCause]] | None:
-    """RCA over the day's leaves against the baseline's leaves (same baseline kind).
+@dataclass
+class _LeafTable:
+    """The leaves of a store-day: their dimension values (in `names` order) and their values
+    on the day and the baseline's days, read once for every root-cause analysis of the day."""
 
-    The baseline's days are the same for every leaf: computed once, then only the rows of
-    those days and of the day itself, and of the metrics needed, are read per leaf."""
+    names: list[str]
+    wanted: list[date]
+    keys: list[tuple[str, ...]]
+    values: list[dict[tuple[date, str], float]]
+
+
+def _leaf_table(
+    sd: StoreDay,
+    metrics: Collection[str],
+    dims_keys: _DimsKeys | None = None,
+    row_dims: Sequence[tuple[tuple[str, str], ...]] | None = None,
+) -> _LeafTable:
+    if dims_keys is None or row_dims is None:
+        dims_keys = _DimsKeys()
+        row_dims = dims_keys.of_rows(sd.rows)
+    # The baseline's days are the same for every leaf: computed once.
     wanted = baseline_dates(sd.day, sd.baseline, phases=sd.phases, exclude=sd.context)
     need = {*wanted, sd.day}
-    mets = RATIOS[metric] if ratio else (metric,)
-    if row_dims is None:
-        row_dims = _DimsKeys().of_rows(sd.rows)
     leaf_vals: dict[tuple[tuple[str, str], ...], dict[tuple[date, str], float]] = {}
-    dims_names: set[str] = set()
     for r, key in zip(sd.rows, row_dims, strict=True):
         if not key:
             continue
         lv = leaf_vals.get(key)
         if lv is None:
             lv = leaf_vals[key] = {}
-            dims_names.update(k for k, _ in key)
         d, m = r["date"], r["metric"]
-        if d in need and m in mets:
+        if d in need and m in metrics:
             lv[(d, m)] = float(r["value"])
-    names = sorted(dims_names)
+    names = sorted(dims_keys.names)
+    keys = []
+    for key in leaf_vals:
+        items = dict(key)
+        keys.append(tuple(str(items.get(n, "")) for n in names))
+    return _LeafTable(names, wanted, keys, list(leaf_vals.values()))
+
+
+def _leaf_rca(
+    sd: StoreDay, metric: str, ratio: bool, table: _LeafTable | None = None
+) -> tuple[str, list[RootCause]] | None:
+    """RCA over the day's leaves against the baseline's leaves (same baseline kind)."""
+    if table is None:
+        table = _leaf_table(sd, RATIOS[metric] if ratio else (metric,))
+    wanted = table.wanted
     single = wanted[0] if len(wanted) == 1 else None
 
     def base(lv: dict[tuple[date, str], float], m: str) -> float | None:
         if single is not None:
             return lv.get((single, m))
-        return baseline_from(
-            sd.baseline, wanted, {w: lv[(w, m)] for w in wanted if (w, m) in lv}
-        ).value
+        series = {w: lv[(w, m)] for w in wanted if (w, m) in lv}
+        return baseline_from(sd.baseline, wanted, series).value
 
     keys: list[tuple[str, ...]] = []
     cols: list[list[float]] = [[] for _ in range(4 if ratio else 2)]
-    for key, lv in leaf_vals.items():
+    for rk, lv in zip(table.keys, table.values, strict=True):
         vals: tuple[float, ...]
         if ratio:
             num, den = RATIOS[metric]
@@ -481,10 +511,10 @@ def _leaf_rca(
             if b is None:
                 continue
             vals = (lv.get((sd.day, metric), 0.0), b)
-        d = dict(key)
-        keys.append(tuple(str(d.get(n, "")) for n in names))
+        keys.append(rk)
         for c, v in zip(cols, vals, strict=True):
             c.append(v)
+    names = table.names
     if not keys or not names:
         return None
     if len(set(keys)) != len(keys):
