@@ -37,6 +37,8 @@ class ServiceProcess:
     port: int
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    # What to run after `python`: by default `-m services.<name>`.
+    args: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -49,7 +51,7 @@ class ServiceProcess:
         log.write(f"\n--- start {self.starts} ---\n".encode())
         log.flush()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"],
+            [sys.executable, *(self.args or ("-m", f"services.{self.name}"))],
             cwd=REPO,
             env=self.env,
             stdout=log,
