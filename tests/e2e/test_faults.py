@@ -144,7 +144,7 @@ async def test_a_consumer_killed_in_the_middle_of_a_batch(infra: Infra, tmp_path
         killed_at: list[int] = []
         for _ in range(6000):
             rows, _ = await content_rows(p)
-            if rows >= 2000:
+            if rows >= 1000:
                 p.services["content"].kill()
                 p.services["diagnosis"].kill()
                 killed_at.append(rows)
