@@ -23,7 +23,7 @@ from shared.db import Database, migrate
 from shared.errors import BodyLimitMiddleware, install_error_handlers
 from shared.idempotency import IdempotencyMiddleware
 from shared.observability import configure_logging, health_router, install_observability
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxRelay, take_staged
 from shared.ratelimit import RateLimiter
 
 log = structlog.get_logger("app")
@@ -153,7 +153,8 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self.session.commit()
-        self._relay.wake()
+        # The events staged in this transaction leave from memory (no read-back of payloads).
+        self._relay.offer(take_staged(self.session))
 
 
 async def _uow(request: Request) -> AsyncIterator[UnitOfWork]:

@@ -39,6 +39,10 @@ log = structlog.get_logger("outbox")
 
 RELAY_LOCK_KEY = 0x5701_0B0C  # advisory lock id: one relay per database
 MAX_BATCH_BYTES = 8 * 1024 * 1024
+# Encoded events handed over by committed units of work, kept until published; above this the
+# relay stops accepting more and reads them back from the table instead.
+MAX_OFFERED_BYTES = 64 * 1024 * 1024
+STAGED = "storeops.outbox.staged"
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -70,7 +74,7 @@ class OutboxMessage(SQLModel, table=True):
     attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
 
 
-def _row(event: Event) -> dict[str, object]:
+def _row(event: Event) -> dict[str, Any]:
     return {
         "event_id": str(event.event_id),
         "event_type": event.type,
@@ -91,8 +95,32 @@ async def stage(session: AsyncSession, *events: Event) -> None:
 
 async def stage_many(session: AsyncSession, events: Iterable[Event]) -> None:
     rows = [_row(e) for e in events]
-    if rows:
-        await session.execute(OutboxMessage.__table__.insert(), rows)  # type: ignore[attr-defined]
+    if not rows:
+        return
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    ids = (
+        await session.execute(
+            table.insert().returning(table.c.id, sort_by_parameter_order=True), rows
+        )
+    ).scalars()
+    # The encoded events stay on the session: a unit of work that commits hands them to the
+    # relay (OutboxRelay.offer), which then need not read them back. Anything else (rolled
+    # back, never offered) is found by the relay's poll as before.
+    staged = session.info.setdefault(STAGED, [])
+    staged.extend(
+        (row_id, Message(r["topic"], r["key"], r["payload"].encode(), _headers(r)))
+        for row_id, r in zip(ids, rows, strict=True)
+    )
+
+
+def take_staged(session: AsyncSession) -> list[tuple[int, Message]]:
+    """The events staged in this session so far, forgotten by it (see stage_many)."""
+    staged: list[tuple[int, Message]] = session.info.pop(STAGED, [])
+    return staged
+
+
+def _headers(r: Any) -> dict[str, str]:
+    return {"event_type": r["event_type"], "event_id": r["event_id"]}
 
 
 class OutboxRelay:
@@ -115,9 +143,30 @@ class OutboxRelay:
         self._stopping = False
         self.failures = 0
         self._gauges_at = 0.0
+        self._offered: dict[int, Message] = {}
+        self._offered_bytes = 0
+        self._drained = False  # the last fetch saw every unpublished row
 
     def wake(self) -> None:
         self._wake.set()
+
+    def offer(self, staged: Iterable[tuple[int, Message]]) -> None:
+        """Committed rows' encoded events (from take_staged, after the commit), so that
+        publishing them costs no read of their payloads; then wake. Only a cache: the rows
+        are still selected, ordered, locked and marked in the table exactly as polled ones,
+        an entry is used only if its event id matches the row's, and whatever is not offered
+        (or no longer fits) is read back from the table."""
+        for row_id, message in staged:
+            if self._offered_bytes + len(message.value) > MAX_OFFERED_BYTES:
+                break
+            self._offered[row_id] = message
+            self._offered_bytes += len(message.value)
+        self._wake.set()
+
+    def _forget(self, row_id: int) -> None:
+        message = self._offered.pop(row_id, None)
+        if message is not None:
+            self._offered_bytes -= len(message.value)
 
     def start(self) -> None:
         self._stopping = False
@@ -160,13 +209,13 @@ class OutboxRelay:
         if self.db.sqlite:
             # Read outside a write transaction so that writers are not blocked while publishing.
             async with self.db.session(readonly=True) as s:
-                rows = await self._fetch(s)
-            if rows:
-                await self.bus.publish([self._message(r) for r in rows])
+                messages = await self._fetch(s)
+            if messages:
+                await self.bus.publish([m for _, m in messages])
                 async with self.db.session() as s:
                     await s.execute(
                         sa_update(table)
-                        .where(table.c.id.in_([r.id for r in rows]))
+                        .where(table.c.id.in_([i for i, _ in messages]))
                         .values(published_at=datetime.now(UTC))
                     )
                     await s.commit()
@@ -175,55 +224,80 @@ class OutboxRelay:
                 locked = await s.scalar(select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY)))
                 if not locked:
                     return 0
-                rows = await self._fetch(s)
-                if rows:
-                    await self.bus.publish([self._message(r) for r in rows])
+                messages = await self._fetch(s)
+                if messages:
+                    await self.bus.publish([m for _, m in messages])
                     await s.execute(
                         sa_update(table)
-                        .where(table.c.id.in_([r.id for r in rows]))
+                        .where(table.c.id.in_([i for i, _ in messages]))
                         .values(published_at=datetime.now(UTC))
                     )
                 await s.commit()
-        now = asyncio.get_running_loop().time()
-        if now - self._gauges_at >= 1.0:  # two count queries: at most once a second
-            self._gauges_at = now
-            await self.refresh_gauges()
-        return len(rows)
+        for row_id, _ in messages:
+            self._forget(row_id)
+        if self._drained:
+            # This round saw every unpublished row and published them all: nothing to count.
+            OUTBOX_BACKLOG.labels(self.service).set(0)
+            OUTBOX_OLDEST_AGE.labels(self.service).set(0)
+        else:
+            now = asyncio.get_running_loop().time()
+            if now - self._gauges_at >= 1.0:  # two count queries: at most once a second
+                self._gauges_at = now
+                await self.refresh_gauges()
+        return len(messages)
 
-    async def _fetch(self, s: AsyncSession) -> list[Any]:
+    async def _fetch(self, s: AsyncSession) -> list[tuple[int, Message]]:
         """The next unpublished rows in id order, at most batch_size of them and about
-        MAX_BATCH_BYTES of payload, so that a backlog of large events never loads at once."""
+        MAX_BATCH_BYTES of payload, so that a backlog of large events never loads at once.
+        Payloads already offered in memory are not read back."""
         table = OutboxMessage.__table__  # type: ignore[attr-defined]
-        sizes = (
+        known = set(self._offered)  # offered before this read: committed before it
+        head = (
             await s.execute(
-                select(table.c.id, func.length(table.c.payload))
+                select(table.c.id, func.length(table.c.payload), table.c.event_id)
                 .where(table.c.published_at.is_(None))
                 .order_by(table.c.id)
                 .limit(self.batch_size)
             )
         ).all()
+        self._drained = False
+        if len(head) < self.batch_size:
+            # Every unpublished row was seen: an offered id not among them was published
+            # (or its transaction did not commit after all): drop it.
+            unpublished = {row_id for row_id, _, _ in head}
+            for row_id in known - unpublished:
+                self._forget(row_id)
         ids: list[int] = []
+        cached: dict[int, Message] = {}
         total = 0
-        for row_id, size in sizes:
+        for row_id, size, event_id in head:
             if ids and total + (size or 0) > MAX_BATCH_BYTES:
                 break
             ids.append(row_id)
             total += size or 0
+            message = self._offered.get(row_id)
+            if message is not None and message.headers.get("event_id") == event_id:
+                cached[row_id] = message
+        self._drained = len(head) < self.batch_size and len(ids) == len(head)
         if not ids:
             return []
-        q = (
-            select(
-                table.c.id,
-                table.c.topic,
-                table.c.key,
-                table.c.payload,
-                table.c.event_type,
-                table.c.event_id,
+        missing = [i for i in ids if i not in cached]
+        if missing:
+            q = (
+                select(
+                    table.c.id,
+                    table.c.topic,
+                    table.c.key,
+                    table.c.payload,
+                    table.c.event_type,
+                    table.c.event_id,
+                )
+                .where(table.c.id.in_(missing))
+                .order_by(table.c.id)
             )
-            .where(table.c.id.in_(ids))
-            .order_by(table.c.id)
-        )
-        return list((await s.execute(q)).all())
+            for r in (await s.execute(q)).all():
+                cached[r.id] = self._message(r)
+        return [(i, cached[i]) for i in ids]
 
     @staticmethod
     def _message(r: object) -> Message:

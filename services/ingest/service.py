@@ -397,13 +397,14 @@ def _check_dates(
             )
 
 
-def _dedupe(rows: Sequence[Any], key_of: Any, field: str = "rows") -> list[int]:
-    """Indices of the rows to write: an exact repeat inside one request is a duplicate, two
-    different values for one identity are a 422 naming both rows."""
+def _dedupe(rows: Sequence[Any], keys: Sequence[Any], field: str = "rows") -> list[int]:
+    """Indices of the rows to write (`keys[i]` is row i's identity): an exact repeat inside one
+    request is a duplicate, two different values for one identity are a 422 naming both rows."""
+    if len(set(keys)) == len(keys):
+        return list(range(len(rows)))  # the usual case: no identity repeats, one set build
     seen: dict[Any, int] = {}
     keep: list[int] = []
-    for i, r in enumerate(rows):
-        k = key_of(i, r)
+    for i, (r, k) in enumerate(zip(rows, keys, strict=True)):
         j = seen.get(k)
         if j is None:
             seen[k] = i
@@ -490,7 +491,7 @@ async def ingest_metrics(
         )
     _check_dates(rows, store.timezone, max_future_days)
     dims_keys = [canonical_dimensions(r.dimensions) for r in rows]
-    keep = _dedupe(rows, lambda i, r: (r.date, r.metric, dims_keys[i]))
+    keep = _dedupe(rows, [(r.date, r.metric, k) for r, k in zip(rows, dims_keys, strict=True)])
     now = _now()
     records = [
         {
@@ -544,7 +545,7 @@ async def ingest_benchmarks(
         raise Forbidden("A key scoped to some stores cannot post market benchmarks")
     # A market has no single timezone: refuse only what is in the future everywhere.
     _check_dates(body.rows, "Pacific/Kiritimati", 1)
-    keep = _dedupe(body.rows, lambda i, r: (r.date, r.metric))
+    keep = _dedupe(body.rows, [(r.date, r.metric) for r in body.rows])
     now = _now()
     records = [
         {
@@ -600,7 +601,9 @@ async def ingest_competitor_metrics(
         raise BadRequest("competitor_id must be 1 to 64 characters")
     _check_dates(body.rows, store.timezone, 1)
     dims_keys = [canonical_dimensions(r.dimensions) for r in body.rows]
-    keep = _dedupe(body.rows, lambda i, r: (r.date, r.metric, dims_keys[i]))
+    keep = _dedupe(
+        body.rows, [(r.date, r.metric, k) for r, k in zip(body.rows, dims_keys, strict=True)]
+    )
     now = _now()
     records = [
         {
@@ -804,7 +807,7 @@ async def read_series(
 async def ingest_fx_rates(
     session: AsyncSession, principal: Principal, rows: Sequence[Any]
 ) -> IngestResult:
-    keep = _dedupe(rows, lambda i, r: (r.date, r.base, r.quote))
+    keep = _dedupe(rows, [(r.date, r.base, r.quote) for r in rows])
     now = _now()
     records = [
         {
