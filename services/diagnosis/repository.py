@@ -129,7 +129,26 @@ async def load_series(
 
     The date is read untyped and parsed once per distinct day (SQLite hands back text, asyncpg
     a date): a wide store-day is 100,000+ rows, and a per-row date processor was a third of the
-    load time."""
+    load time. On SQLite the rows are fetched through the driver in one call (no result-row
+    objects: a third of the time again)."""
+    days: dict[Any, dt.date] = {}
+    if not is_postgres(session):
+        conn = await session.connection()
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        if driver is not None and hasattr(driver, "execute_fetchall"):
+            fetched = await driver.execute_fetchall(
+                "SELECT date, metric, dims, value FROM diag_series WHERE tenant_id = ? "
+                "AND store_id = ? AND date >= ? AND date <= ?",
+                (tenant_id, store_id, start.isoformat(), end.isoformat()),
+            )
+            out = []
+            for d, metric, dims, value in fetched:
+                day = days.get(d)
+                if day is None:
+                    day = days[d] = dt.date.fromisoformat(d)
+                out.append((day, metric, dims, value))
+            return out
     result = await session.execute(
         select(
             type_coerce(SERIES.c.date, String), SERIES.c.metric, SERIES.c.dims, SERIES.c.value
@@ -140,7 +159,6 @@ async def load_series(
             SERIES.c.date <= end,
         )
     )
-    days: dict[Any, dt.date] = {}
     out = []
     for d, metric, dims, value in result:
         day = days.get(d)
