@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,7 +74,7 @@ class OutboxMessage(SQLModel, table=True):
     attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
 
 
-def _row(event: Event) -> dict[str, Any]:
+def _row(event: Event, payload: str | None = None) -> dict[str, Any]:
     return {
         "event_id": str(event.event_id),
         "event_type": event.type,
@@ -82,7 +82,7 @@ def _row(event: Event) -> dict[str, Any]:
         "key": event.key,
         # warnings=False: bulk producers may assemble an event from rows they validated
         # themselves (model_construct); the contract tests decode what they stage.
-        "payload": event.model_dump_json(warnings=False),
+        "payload": payload if payload is not None else event.model_dump_json(warnings=False),
         "created_at": datetime.now(UTC),
         "attempts": 0,
     }
@@ -93,8 +93,17 @@ async def stage(session: AsyncSession, *events: Event) -> None:
     await stage_many(session, events)
 
 
-async def stage_many(session: AsyncSession, events: Iterable[Event]) -> None:
-    rows = [_row(e) for e in events]
+async def stage_many(
+    session: AsyncSession,
+    events: Iterable[Event],
+    payloads: Sequence[str | None] | None = None,
+) -> None:
+    """Stage events; `payloads[i]`, when given, is event i's JSON already encoded by the
+    producer (a bulk producer that serialized the rows once), else the event is serialized
+    here."""
+    events = list(events)
+    given = payloads if payloads is not None else [None] * len(events)
+    rows = [_row(e, p) for e, p in zip(events, given, strict=True)]
     if not rows:
         return
     table = OutboxMessage.__table__  # type: ignore[attr-defined]

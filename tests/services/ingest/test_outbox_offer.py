@@ -138,3 +138,46 @@ async def test_api_batches_are_published_once_through_the_running_relay(ingest: 
     sent = await h.app.state.bus.read(TOPIC)
     assert sorted(m["headers"]["event_id"] for m in sent) == sorted(table)
     assert all(m["value"] == table[m["headers"]["event_id"]].encode() for m in sent)
+
+
+def test_metrics_event_json_with_spliced_rows_is_the_models_own() -> None:
+    """services/ingest/service.py serializes a batch's event rows in one call and splices them
+    into the envelope: the bytes must be exactly what the model itself would write, whatever
+    the rows hold (non-ASCII, quotes, the marker text inside a value)."""
+    import uuid
+    from datetime import date
+
+    from services.ingest.service import _event_json
+    from shared.events.ingest import MetricsIngestedV1
+
+    rows = [
+        {
+            "date": date(2026, 1, 1),
+            "metric": "gmv",
+            "value": 12.5,
+            "dimensions": {"channel": "search", "product_id": 'p"rows":[] \\ x'},
+        },
+        {
+            "date": date(2026, 1, 2),
+            "metric": "orders",
+            "value": 3.0,
+            "dimensions": {"region": "华东"},
+        },
+        {"date": date(2026, 1, 3), "metric": "visitors", "value": 1e-7, "dimensions": {}},
+    ]
+    event = MetricsIngestedV1.model_construct(
+        tenant_id="t",
+        store_id="s1",
+        source="api",
+        accepted=3,
+        duplicates=0,
+        updated=0,
+        batch_id=uuid.uuid4(),
+        chunk=0,
+        chunks=1,
+        rows=rows,
+    )
+    payload = _event_json(event, rows)
+    assert payload == event.model_dump_json(warnings=False)
+    decoded = MetricsIngestedV1.model_validate_json(payload)
+    assert [r.dimensions for r in decoded.rows] == [r["dimensions"] for r in rows]
