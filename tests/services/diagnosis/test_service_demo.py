@@ -20,11 +20,24 @@ from services.diagnosis.models import FindingRow, Report, SeriesRow
 from services.ingest.demo import generate_demo
 from services.ingest.seed import seed_demo
 from shared.bus import bus_cursor, bus_log
+from shared.outbox import OutboxMessage
 
 SEVERE = ("high", "critical")
 
 
 async def diagnosis_caught_up(aio: AllInOne) -> None:
+    """Ingest's outbox is drained onto the bus, then diagnosis' groups are past every message."""
+    ingest = aio.apps["ingest"].state
+    box = OutboxMessage.__table__
+
+    async def drained() -> bool:
+        async with ingest.db.session(readonly=True) as s:
+            left = await s.scalar(
+                select(func.count()).select_from(box).where(box.c.published_at.is_(None))
+            )
+        return left == 0
+
+    await wait_until(drained, timeout=120, interval=0.1)
     bus = aio.bus
 
     async def done() -> bool:
