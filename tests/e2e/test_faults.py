@@ -106,6 +106,17 @@ async def post_until_accepted(c: httpx.AsyncClient, p: Platform, j: int) -> None
         await asyncio.sleep(0.3)
 
 
+async def post_all(c: httpx.AsyncClient, p: Platform, requests: range, clients: int = 4) -> None:
+    """Post the requests from a few concurrent clients, each retrying until accepted."""
+    todo = list(requests)
+
+    async def client() -> None:
+        while todo:
+            await post_until_accepted(c, p, todo.pop(0))
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+
+
 async def all_arrived(p: Platform, n_requests: int, timeout: float = 120) -> None:
     want = expected(list(range(n_requests)))
 
@@ -135,8 +146,7 @@ async def test_a_consumer_killed_in_the_middle_of_a_batch(infra: Infra, tmp_path
         p.services["diagnosis"].stop()
         n = 200
         async with p.client("ingest") as c:
-            for j in range(n):
-                await post_until_accepted(c, p, j)
+            await post_all(c, p, range(n))
         p.services["content"].start()
         p.services["diagnosis"].start()
         # Kill them while it works through the backlog: some events handled, their offsets not
@@ -154,7 +164,7 @@ async def test_a_consumer_killed_in_the_middle_of_a_batch(infra: Infra, tmp_path
         claimed_before = await claims(p, "content", CONTENT_GROUP)
         for name in ("content", "diagnosis"):
             p.services[name].start()
-            await p.services[name].wait_ready()
+        await asyncio.gather(*(p.services[n].wait_ready() for n in ("content", "diagnosis")))
         await all_arrived(p, n)
         # Every metrics event claimed once, plus the store's registration.
         await assert_claimed_once(p, n + 1)
@@ -175,8 +185,7 @@ async def test_the_broker_restarted_mid_flow(infra: Infra, tmp_path: Any) -> Non
         await register(p)
         n = 120
         async with p.client("ingest") as c:
-            for j in range(40):
-                await post_until_accepted(c, p, j)
+            await post_all(c, p, range(40))
             services_script("stop-kafka")
             try:
                 # Writes keep being accepted while the broker is away: the outbox holds them.
@@ -193,8 +202,7 @@ async def test_the_broker_restarted_mid_flow(infra: Infra, tmp_path: Any) -> Non
                 assert backlog[0][0] >= 40
             finally:
                 services_script("start-kafka")
-            for j in range(80, n):
-                await post_until_accepted(c, p, j)
+            await post_all(c, p, range(80, n))
         await all_arrived(p, n, timeout=180)
         await assert_claimed_once(p, n + 1)
         left = await p.query("ingest", "SELECT count(*) FROM outbox WHERE published_at IS NULL")
@@ -246,8 +254,7 @@ async def test_a_poison_message_goes_to_the_dlq_and_consumers_go_on(
         finally:
             await producer.stop()
         async with p.client("ingest") as c:
-            for j in range(20):
-                await post_until_accepted(c, p, j)
+            await post_all(c, p, range(20))
         await all_arrived(p, 20)
         dead = await read_topic(
             infra,
@@ -271,8 +278,7 @@ async def test_the_same_events_replayed_change_nothing(infra: Infra, tmp_path: A
         await register(p)
         n = 30
         async with p.client("ingest") as c:
-            for j in range(n):
-                await post_until_accepted(c, p, j)
+            await post_all(c, p, range(n))
         await all_arrived(p, n)
 
         async def state() -> tuple[Any, ...]:
