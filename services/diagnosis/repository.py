@@ -6,13 +6,16 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
+import numpy as np
 from sqlalchemy import String, Table, and_, func, or_, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.diagnosis.engine.columns import SeriesColumns, codes_of
 from services.diagnosis.models import (
     BenchmarkRow,
     CampaignWindowRow,
@@ -124,14 +127,15 @@ async def upsert_series(
 
 async def load_series(
     session: AsyncSession, tenant_id: str, store_id: str, start: dt.date, end: dt.date
-) -> list[tuple[dt.date, str, str, float]]:
-    """A store's rows of [start, end] in one query: (date, metric, dims, value).
+) -> SeriesColumns:
+    """A store's rows of [start, end] in one query, as the engine's columns.
 
-    The date is read untyped and parsed once per distinct day (SQLite hands back text, asyncpg
-    a date): a wide store-day is 100,000+ rows, and a per-row date processor was a third of the
-    load time. On SQLite the rows are fetched through the driver in one call (no result-row
-    objects: a third of the time again)."""
-    days: dict[Any, dt.date] = {}
+    A wide store-day is 100,000+ rows: nothing is done per row in Python. The rows are fetched
+    (on SQLite through the driver in one call, no result-row objects), transposed, and each
+    column turned into a table of its distinct values and codes; each distinct date is parsed
+    once (read untyped: SQLite hands back text, asyncpg a date) and the distinct dimension
+    strings are decoded in one JSON document. The rows keep the order the query returns."""
+    fetched: Sequence[Sequence[Any]] | None = None
     if not is_postgres(session):
         conn = await session.connection()
         raw = await conn.get_raw_connection()
@@ -142,30 +146,53 @@ async def load_series(
                 "AND store_id = ? AND date >= ? AND date <= ?",
                 (tenant_id, store_id, start.isoformat(), end.isoformat()),
             )
-            out = []
-            for d, metric, dims, value in fetched:
-                day = days.get(d)
-                if day is None:
-                    day = days[d] = dt.date.fromisoformat(d)
-                out.append((day, metric, dims, value))
-            return out
-    result = await session.execute(
-        select(
-            type_coerce(SERIES.c.date, String), SERIES.c.metric, SERIES.c.dims, SERIES.c.value
-        ).where(
-            SERIES.c.tenant_id == tenant_id,
-            SERIES.c.store_id == store_id,
-            SERIES.c.date >= start,
-            SERIES.c.date <= end,
+    if fetched is None:
+        result = await session.execute(
+            select(
+                type_coerce(SERIES.c.date, String), SERIES.c.metric, SERIES.c.dims, SERIES.c.value
+            ).where(
+                SERIES.c.tenant_id == tenant_id,
+                SERIES.c.store_id == store_id,
+                SERIES.c.date >= start,
+                SERIES.c.date <= end,
+            )
         )
+        fetched = result.all()
+    return series_columns(fetched)
+
+
+def series_columns(fetched: Sequence[Sequence[Any]]) -> SeriesColumns:
+    """(date, metric, dims, value) rows as the engine's columns (see load_series)."""
+    if not fetched:
+        none = np.zeros(0, dtype=np.int64)
+        return SeriesColumns((), (), (), none, none, none, np.zeros(0))
+    day_table, day_codes = codes_of(list(map(itemgetter(0), fetched)))
+    metric_table, metric_codes = codes_of(list(map(itemgetter(1), fetched)))
+    dims_table, dims_codes = codes_of(list(map(itemgetter(2), fetched)))
+    return SeriesColumns(
+        [d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for d in day_table],
+        metric_table,
+        decode_dims(dims_table),
+        day_codes,
+        metric_codes,
+        dims_codes,
+        np.fromiter(map(itemgetter(3), fetched), dtype=np.float64, count=len(fetched)),
+        # distinct canonical strings: distinct dimensions, items in name order
+        canonical_dims=True,
     )
-    out = []
-    for d, metric, dims, value in result:
-        day = days.get(d)
-        if day is None:
-            day = days[d] = d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d))
-        out.append((day, metric, dims, value))
-    return out
+
+
+def decode_dims(texts: Sequence[str]) -> list[dict[str, str]]:
+    """Canonical dimension strings (as `canonical` writes them) decoded in one JSON document
+    (one call instead of one per string); anything unexpected is decoded one by one."""
+    if all(t[:1] == "{" and t[-1:] == "}" for t in texts):
+        try:
+            out = json.loads("[" + ",".join(texts) + "]")
+        except ValueError:
+            out = None
+        if isinstance(out, list) and len(out) == len(texts) and all(type(d) is dict for d in out):
+            return out
+    return [json.loads(t) for t in texts]
 
 
 async def has_series(session: AsyncSession, tenant_id: str, store_id: str) -> bool:

@@ -208,14 +208,7 @@ async def load_store_day(
     start = day - timedelta(days=history_days)
     if baseline == "same_phase_last_year":
         start = day - timedelta(days=371 + 7)
-    raw = await repo.load_series(session, store.tenant_id, store.store_id, start, day)
-    dims_cache: dict[str, dict[str, str]] = {}
-    rows = []
-    for d, metric, dims, value in raw:
-        parsed = dims_cache.get(dims)
-        if parsed is None:
-            parsed = dims_cache[dims] = json.loads(dims)
-        rows.append({"date": d, "metric": metric, "value": value, "dimensions": parsed})
+    series = await repo.load_series(session, store.tenant_id, store.store_id, start, day)
     bench: dict[dt.date, dict[str, float]] = defaultdict(dict)
     for d, metric, value in await repo.load_benchmark(
         session, store.tenant_id, store.market, store.category, start, day
@@ -235,7 +228,7 @@ async def load_store_day(
     ctx = context_for(store.market, start, day, campaigns, day=day)
     sd = StoreDay(
         day=day,
-        rows=rows,
+        columns=series,
         currency=store.currency,
         benchmark=dict(bench),
         competitors={k: dict(v) for k, v in comps.items()},
@@ -243,7 +236,7 @@ async def load_store_day(
         phases=ctx.phases,
         context_days=frozenset(ctx.days),
     )
-    return Loaded(store, sd, ctx.items, len(rows))
+    return Loaded(store, sd, ctx.items, len(series))
 
 
 # ---- the report document -------------------------------------------------------------------

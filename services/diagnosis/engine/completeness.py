@@ -9,9 +9,14 @@ report says "no rows for device=mobile" rather than "visitors down 58%".
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+
+import numpy as np
+import numpy.typing as npt
+
+from services.diagnosis.engine.columns import distinct
 
 Key = tuple[str, tuple[tuple[str, str], ...]]  # (metric, sorted dimension items)
 
@@ -63,6 +68,58 @@ def assess_completeness(
         len(expected) - len(missing),
         len(missing),
         _scopes(missing, today),
+        "missing_rows",
+    )
+
+
+def assess_completeness_codes(
+    day: date,
+    dates: Sequence[date],
+    date_codes: npt.NDArray[np.int64],
+    key_codes: npt.NDArray[np.int64],
+    key_of: Callable[[int], Key],
+    *,
+    history: Sequence[date],
+    min_presence: float = 0.5,
+    tolerance: float = 0.02,
+) -> Completeness:
+    """`assess_completeness` over rows given as codes: row i is on dates[date_codes[i]] with
+    the key key_of(key_codes[i]); `dates` has no repeated date and distinct codes are distinct
+    keys. The same result, without a set of tuples per day (a wide store-day has 100,000+)."""
+    n_keys = int(key_codes.max()) + 1 if len(key_codes) else 1
+    code_of = {d: i for i, d in enumerate(dates)}
+    if len(dates) * n_keys <= 8_000_000:
+        # which keys each day has, as a day x key table of flags
+        seen = np.zeros(len(dates) * n_keys, dtype=bool)
+        seen[date_codes * n_keys + key_codes] = True
+        pair = np.flatnonzero(seen)
+    else:
+        pair = distinct(date_codes * n_keys + key_codes)
+    pair_day, pair_key = np.divmod(pair, n_keys)  # distinct (day, key), by day
+    with_rows = {dates[c] for c in distinct(pair_day).tolist()}
+    hist_days = [d for d in history if d in with_rows]
+    # a day listed twice in history counts twice, as in assess_completeness
+    weight = np.zeros(len(dates), dtype=np.int64)
+    for d in hist_days:
+        weight[code_of[d]] += 1
+    counts = np.bincount(pair_key, weights=weight[pair_day], minlength=n_keys)
+    need = max(1, int(min_presence * len(hist_days) + 0.999)) if hist_days else 1
+    expected = np.flatnonzero(counts >= need)
+    today_code = code_of.get(day) if day in with_rows else None
+    today = pair_key[pair_day == today_code] if today_code is not None else pair_key[:0]
+    if not len(today):
+        return Completeness(day, False, len(expected), 0, len(expected), [{}], "no_data")
+    missing = np.setdiff1d(expected, today, assume_unique=True)
+    n_exp, n_miss = len(expected), len(missing)
+    if n_miss <= tolerance * max(1, n_exp):
+        return Completeness(day, True, n_exp, n_exp - n_miss, n_miss)
+    return Completeness(
+        day,
+        False,
+        n_exp,
+        n_exp - n_miss,
+        n_miss,
+        _scopes({key_of(int(k)) for k in missing}, {key_of(int(k)) for k in today}),
         "missing_rows",
     )
 

@@ -12,18 +12,22 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cached_property
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from services.diagnosis.engine.anomaly import score_series
 from services.diagnosis.engine.baselines import (
+    MIN_PRESENT,
     PhaseWindow,
     baseline_dates,
     baseline_from,
     compute_baseline,
 )
-from services.diagnosis.engine.completeness import Completeness, assess_completeness
+from services.diagnosis.engine.columns import Frame, SeriesColumns, codes_of, distinct
+from services.diagnosis.engine.completeness import Completeness, assess_completeness_codes
 from services.diagnosis.engine.decomposition import (
     FUNNEL_FACTORS,
     Decomposition,
@@ -36,7 +40,7 @@ from services.diagnosis.engine.decomposition import (
 from services.diagnosis.engine.errors import InputError
 from services.diagnosis.engine.findings import RULES, Finding, Rule, evaluate_rules
 from services.diagnosis.engine.market import compare, kpi
-from services.diagnosis.engine.rootcause import RootCause, leaves_from_columns, localize
+from services.diagnosis.engine.rootcause import RootCause, leaves_from_codes, localize
 from services.diagnosis.engine.summary import LOCALES, SummaryFacts, SummaryLocale, summarize
 from shared.events.common import Baseline
 from shared.events.diagnosis import KpiV1
@@ -73,10 +77,14 @@ Series = dict[date, dict[str, float]]  # date -> metric -> value
 
 @dataclass(frozen=True)
 class StoreDay:
-    """Everything the engine needs about one store-day; the caller reads it from its tables."""
+    """Everything the engine needs about one store-day; the caller reads it from its tables.
+
+    The metric rows (the day and the days before it) come as `rows`, mappings {date, metric,
+    value, dimensions}, or as `columns` (the same rows as SeriesColumns: the fast path of a
+    loader); the report is the same either way."""
 
     day: date
-    rows: Sequence[Mapping[str, Any]]  # {date, metric, value, dimensions}, the day and before
+    rows: Sequence[Mapping[str, Any]] = ()
     currency: str = "USD"
     benchmark: Mapping[date, Mapping[str, float]] = field(default_factory=dict)
     competitors: Mapping[str, Mapping[date, Mapping[str, float]]] = field(default_factory=dict)
@@ -85,10 +93,22 @@ class StoreDay:
     context_days: Collection[date] = ()  # campaign windows and holidays: expected, not incidents
 
     rules: Sequence[Rule] = RULES  # the finding rules; a deployment may pass its own table
+    columns: SeriesColumns | None = None  # instead of rows
+
+    def __post_init__(self) -> None:
+        if self.columns is not None and self.rows:
+            raise InputError("metric rows come as rows or as columns, not both")
 
     @cached_property
     def context(self) -> frozenset[date]:
         return frozenset(self.context_days)
+
+    @cached_property
+    def series(self) -> SeriesColumns:
+        """The metric rows as columns."""
+        if self.columns is not None:
+            return self.columns
+        return SeriesColumns.from_rows(self.rows)
 
 
 @dataclass(frozen=True)
@@ -110,23 +130,38 @@ class Report:
     context: bool  # the day is inside a campaign window or a holiday
 
 
-def _aggregate(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Series], Series]:
+def _aggregate(frame: Frame) -> tuple[dict[str, Series], Series]:
     """scope -> date -> metric -> sum; store-level (dimensions {}) rows go to the scores.
 
-    Rows are summed per (channel, date, metric) first, then rolled up into the scopes: one
-    dictionary update per row rather than three."""
-    per: dict[tuple[str, date, str], float] = defaultdict(float)
+    Rows are summed per (channel, date, metric) first (in row order, with numpy), then rolled
+    up into the scopes in the order the groups first appear."""
+    total_key = np.array([not dm for dm in frame.dims], dtype=bool)
+    is_total = total_key[frame.key_id]
+    dates, metrics, values = frame.dates, frame.metrics, frame.values
     scores: Series = defaultdict(dict)
-    for r in rows:
-        dims = r.get("dimensions")
-        if not dims:
-            scores[r["date"]][r["metric"]] = float(r["value"])
-            continue
-        per[(dims.get("channel", "other"), r["date"], r["metric"])] += float(r["value"])
+    totals = np.flatnonzero(is_total)
+    for d, m, v in zip(
+        frame.date_id[totals].tolist(),
+        frame.metric_id[totals].tolist(),
+        values[totals].tolist(),
+        strict=True,
+    ):
+        scores[dates[d]][metrics[m]] = float(v)
+    ch_names, ch_codes = codes_of([dm.get("channel", "other") for dm in frame.dims])
+    rows = np.flatnonzero(~is_total)
+    n_d, n_m = len(dates), len(metrics)
+    group = (
+        np.asarray(ch_codes, dtype=np.int64)[frame.key_id[rows]] * n_d + frame.date_id[rows]
+    ) * n_m + frame.metric_id[rows]
+    uniq, first, inv = np.unique(group, return_index=True, return_inverse=True)
+    sums = np.bincount(inv.ravel(), weights=values[rows], minlength=len(uniq))
     by_scope: dict[str, Series] = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
-    for (ch, d, m), v in per.items():
+    for j in np.argsort(first, kind="stable").tolist():
+        ch_d, m = divmod(int(uniq[j]), n_m)
+        c, d = divmod(ch_d, n_d)
+        ch, day, metric, v = ch_names[c], dates[d], metrics[m], float(sums[j])
         for scope in ("all", ch, "paid" if ch in PAID_CHANNELS else "free"):
-            by_scope[scope][d][m] += v
+            by_scope[scope][day][metric] += v
     return by_scope, scores
 
 
@@ -170,17 +205,26 @@ def _market_base(
 
 
 def diagnose_store_day(sd: StoreDay) -> Report:
-    if not sd.rows:
+    if not len(sd.series):
         raise InputError("no metric rows")
     day = sd.day
-    keys: dict[date, set[Any]] = defaultdict(set)
-    dims_keys = _DimsKeys()
-    row_dims = dims_keys.of_rows(sd.rows)
-    for r, dk in zip(sd.rows, row_dims, strict=True):
-        keys[r["date"]].add((r["metric"], dk))
+    frame = Frame.of(sd.series)
+    n_keys = len(frame.dims)
+
+    def key_of(code: int) -> tuple[str, tuple[tuple[str, str], ...]]:
+        m, k = divmod(code, n_keys)
+        return frame.metrics[m], frame.key(k)
+
     history = [day - timedelta(days=i) for i in range(1, 29)]
-    comp = assess_completeness(day, keys, history=history)
-    by_scope, scores = _aggregate(sd.rows)
+    comp = assess_completeness_codes(
+        day,
+        frame.dates,
+        frame.date_id,
+        frame.metric_id * n_keys + frame.key_id,
+        key_of,
+        history=history,
+    )
+    by_scope, scores = _aggregate(frame)
     all_ = by_scope.get("all", {})
     today = _with_ratios(all_.get(day, {}))
     bench = {d: dict(v) for d, v in sd.benchmark.items()}
@@ -324,7 +368,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
                 verdicts[metric] = "no_change"
                 continue
             if table is None:
-                table = _leaf_table(sd, {"gmv", *RATIOS["cvr"]}, dims_keys, row_dims)
+                table = _LeafTable.of(frame, sd, {"gmv", *RATIOS["cvr"]})
             res = _leaf_rca(sd, metric, ratio, table)
             if res is not None:
                 verdicts[metric] = res[0]
@@ -401,127 +445,176 @@ def diagnose_store_day(sd: StoreDay) -> Report:
     )
 
 
-class _DimsKeys:
-    """Canonical keys (sorted items) of dimension dicts, computed once per dict object: rows of
-    one leaf usually share their dimensions dict (a loader parses each leaf once), so a store-day
-    of 20,000 leaves sorts 20,000 dicts rather than one per row. The cache keeps a reference to
-    each dict, so an id is never reused for another dict while the cache lives."""
-
-    def __init__(self) -> None:
-        self._cache: dict[int, tuple[Mapping[str, str], tuple[tuple[str, str], ...]]] = {}
-        self.names: set[str] = set()  # every dimension name seen
-
-    def __call__(self, dims: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-        hit = self._cache.get(id(dims))
-        if hit is not None and hit[0] is dims:
-            return hit[1]
-        key = tuple(sorted(dims.items()))
-        self._cache[id(dims)] = (dims, key)
-        self.names.update(dims)
-        return key
-
-    def of_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[tuple[str, str], ...]]:
-        """The key of every row's dimensions (() for the store total), in one pass."""
-        cache = self._cache
-        out: list[tuple[tuple[str, str], ...]] = []
-        append = out.append
-        for r in rows:
-            dims = r.get("dimensions")
-            if not dims:
-                append(())
-                continue
-            hit = cache.get(id(dims))
-            if hit is not None and hit[0] is dims:
-                append(hit[1])
-            else:
-                append(self(dims))
-        return out
+_Column = tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]  # value and present, per leaf
 
 
 @dataclass
 class _LeafTable:
-    """The leaves of a store-day: their dimension values (in `names` order) and their values
-    on the day and the baseline's days, read once for every root-cause analysis of the day."""
+    """The leaves of a store-day (the distinct non-empty dimensions, in the order they first
+    appear) with their values on the day and the baseline's days as arrays, read once for every
+    root-cause analysis of the day."""
 
-    names: list[str]
-    wanted: list[date]
-    keys: list[tuple[str, ...]]
-    values: list[dict[tuple[date, str], float]]
+    day: date
+    kind: Baseline
+    names: list[str]  # every dimension name seen, sorted
+    wanted: list[date]  # the baseline's days
+    leaf_dims: list[Mapping[str, str]]
+    slots: dict[tuple[date, str], _Column]
+    canonical: bool  # each of leaf_dims lists its items in name order
+    _codes: list[tuple[list[str], npt.NDArray[np.int64]]] | None = None
+    _plain: bool = True  # every leaf has every name, as a str: the leaves' keys are distinct
 
+    @classmethod
+    def of(cls, frame: Frame, sd: StoreDay, metrics: Collection[str]) -> _LeafTable:
+        # The baseline's days are the same for every leaf: computed once.
+        wanted = baseline_dates(sd.day, sd.baseline, phases=sd.phases, exclude=sd.context)
+        is_leaf = np.array([bool(dm) for dm in frame.dims], dtype=bool)
+        leaf_of_key = np.cumsum(is_leaf) - 1
+        n = int(is_leaf.sum())
+        leaf = np.where(is_leaf, leaf_of_key, -1)[frame.key_id]
+        date_code = {d: i for i, d in enumerate(frame.dates)}
+        metric_code = {m: i for i, m in enumerate(frame.metrics)}
+        slots: dict[tuple[date, str], _Column] = {}
+        for d in dict.fromkeys([*wanted, sd.day]):
+            for m in metrics:
+                val, has = np.zeros(n), np.zeros(n, dtype=bool)
+                slots[(d, m)] = (val, has)
+                if d not in date_code or m not in metric_code:
+                    continue
+                rows = np.flatnonzero(
+                    (frame.date_id == date_code[d])
+                    & (frame.metric_id == metric_code[m])
+                    & (leaf >= 0)
+                )
+                lr = leaf[rows]
+                if len(lr) and np.bincount(lr).max() > 1:
+                    # a repeated row: the last one is the value, as a mapping update would keep
+                    _, last = np.unique(lr[::-1], return_index=True)
+                    rows = rows[::-1][last]
+                    lr = leaf[rows]
+                val[lr] = frame.values[rows]
+                has[lr] = True
+        names = sorted(set().union(*frame.dims))
+        leaf_dims = [dm for dm in frame.dims if dm]
+        return cls(sd.day, sd.baseline, names, wanted, leaf_dims, slots, frame.canonical)
 
-def _leaf_table(
-    sd: StoreDay,
-    metrics: Collection[str],
-    dims_keys: _DimsKeys | None = None,
-    row_dims: Sequence[tuple[tuple[str, str], ...]] | None = None,
-) -> _LeafTable:
-    if dims_keys is None or row_dims is None:
-        dims_keys = _DimsKeys()
-        row_dims = dims_keys.of_rows(sd.rows)
-    # The baseline's days are the same for every leaf: computed once.
-    wanted = baseline_dates(sd.day, sd.baseline, phases=sd.phases, exclude=sd.context)
-    need = {*wanted, sd.day}
-    leaf_vals: dict[tuple[tuple[str, str], ...], dict[tuple[date, str], float]] = {}
-    for r, key in zip(sd.rows, row_dims, strict=True):
-        if not key:
-            continue
-        lv = leaf_vals.get(key)
-        if lv is None:
-            lv = leaf_vals[key] = {}
-        d, m = r["date"], r["metric"]
-        if d in need and m in metrics:
-            lv[(d, m)] = float(r["value"])
-    names = sorted(dims_keys.names)
-    keys = []
-    for key in leaf_vals:
-        items = dict(key)
-        keys.append(tuple(str(items.get(n, "")) for n in names))
-    return _LeafTable(names, wanted, keys, list(leaf_vals.values()))
+    def get(self, d: date, m: str) -> _Column:
+        hit = self.slots.get((d, m))
+        if hit is None:
+            n = len(self.leaf_dims)
+            return np.zeros(n), np.zeros(n, dtype=bool)
+        return hit
+
+    def base(self, m: str) -> _Column:
+        """Each leaf's baseline of metric m (present: the baseline has a value)."""
+        wanted, n = self.wanted, len(self.leaf_dims)
+        if len(wanted) == 1:
+            return self.get(wanted[0], m)
+        if not wanted:
+            return np.zeros(n), np.zeros(n, dtype=bool)
+        cols = [self.get(w, m) for w in wanted]
+        v = np.stack([c[0] for c in cols])
+        h = np.stack([c[1] for c in cols])
+        if not np.isfinite(v[h]).all():
+            return self._base_each(v, h)
+        # the median of the present days, as statistics.median takes it
+        count = h.sum(axis=0)
+        x = np.sort(np.where(h, v, np.inf), axis=0, kind="stable")
+        at = np.arange(n)
+        mid = count // 2
+        hi = x[np.minimum(mid, len(wanted) - 1), at]
+        lo = x[np.maximum(mid - 1, 0), at]
+        with np.errstate(invalid="ignore"):
+            med = np.where(count % 2 == 1, hi, (lo + hi) / 2)
+        ok = (count >= 1) & (count >= MIN_PRESENT * len(wanted))
+        return np.where(ok, med, 0.0), ok
+
+    def _base_each(self, v: npt.NDArray[np.float64], h: npt.NDArray[np.bool_]) -> _Column:
+        out, ok = np.zeros(v.shape[1]), np.zeros(v.shape[1], dtype=bool)
+        for i in range(v.shape[1]):
+            series = {w: float(v[k, i]) for k, w in enumerate(self.wanted) if h[k, i]}
+            b = baseline_from(self.kind, self.wanted, series).value
+            if b is not None:
+                out[i], ok[i] = b, True
+        return out, ok
+
+    def codes(self) -> list[tuple[list[str], npt.NDArray[np.int64]]]:
+        """Per dimension name: its distinct values (as str) and each leaf's code into them."""
+        if self._codes is None:
+            self._codes = []
+            n_names = len(self.names)
+            self._plain = all(len(dm) == n_names for dm in self.leaf_dims)
+            per_name: list[list[Any]]
+            if self._plain and self.canonical:
+                # every leaf has every name, in name order: its values are the columns
+                rows = [tuple(dm.values()) for dm in self.leaf_dims]
+                per_name = [list(map(itemgetter(j), rows)) for j in range(n_names)]
+            else:
+                per_name = [[dm.get(n, "") for dm in self.leaf_dims] for n in self.names]
+            for column in per_name:
+                table, codes = codes_of(column)
+                if not all(type(v) is str for v in table):
+                    self._plain = False
+                    strs, remap = codes_of([str(v) for v in table])
+                    table, codes = strs, remap[codes]
+                self._codes.append((table, codes))
+        return self._codes
+
+    def check_distinct(self, sel: npt.NDArray[np.bool_]) -> None:
+        """Two leaves with the same value of every name (one lacks a name the other has as "")
+        are one leaf twice: refused, as over rows."""
+        cols = self.codes()
+        if self._plain:
+            return
+        keys = list(
+            zip(*([table[c] for c in codes[sel].tolist()] for table, codes in cols), strict=True)
+        )
+        if len(set(keys)) != len(keys):
+            dup = next(k for k, c in Counter(keys).items() if c > 1)
+            raise InputError(f"duplicate leaf {dict(zip(self.names, dup, strict=True))}")
+
+    def encode(
+        self, sel: npt.NDArray[np.bool_]
+    ) -> tuple[list[tuple[str, ...]], npt.NDArray[np.int64]]:
+        """The selected leaves encoded as localize wants them: per name, the sorted distinct
+        values (as numpy orders them) and each leaf's code."""
+        cols = self.codes()
+        out = np.empty((int(sel.sum()), len(cols)), dtype=np.int64)
+        values: list[tuple[str, ...]] = []
+        for j, (table, codes) in enumerate(cols):
+            cs = codes[sel]
+            used = distinct(cs)
+            arr = np.array([table[u] for u in used.tolist()], dtype=object).astype(str)
+            uniq, inv = np.unique(arr, return_inverse=True)
+            lut = np.empty(len(table), dtype=np.int64)
+            lut[used] = inv.ravel()
+            out[:, j] = lut[cs]
+            values.append(tuple(str(u) for u in uniq))
+        return values, out
 
 
 def _leaf_rca(
-    sd: StoreDay, metric: str, ratio: bool, table: _LeafTable | None = None
+    sd: StoreDay, metric: str, ratio: bool, table: _LeafTable
 ) -> tuple[str, list[RootCause]] | None:
     """RCA over the day's leaves against the baseline's leaves (same baseline kind)."""
-    if table is None:
-        table = _leaf_table(sd, RATIOS[metric] if ratio else (metric,))
-    wanted = table.wanted
-    single = wanted[0] if len(wanted) == 1 else None
-
-    def base(lv: dict[tuple[date, str], float], m: str) -> float | None:
-        if single is not None:
-            return lv.get((single, m))
-        series = {w: lv[(w, m)] for w in wanted if (w, m) in lv}
-        return baseline_from(sd.baseline, wanted, series).value
-
-    keys: list[tuple[str, ...]] = []
-    cols: list[list[float]] = [[] for _ in range(4 if ratio else 2)]
-    for rk, lv in zip(table.keys, table.values, strict=True):
-        vals: tuple[float, ...]
-        if ratio:
-            num, den = RATIOS[metric]
-            if (sd.day, den) not in lv:
-                continue
-            bn, bd = base(lv, num), base(lv, den)
-            if bn is None or bd is None:
-                continue
-            vals = (lv.get((sd.day, num), 0.0), lv[(sd.day, den)], bn, bd)
-        else:
-            b = base(lv, metric)
-            if b is None:
-                continue
-            vals = (lv.get((sd.day, metric), 0.0), b)
-        keys.append(rk)
-        for c, v in zip(cols, vals, strict=True):
-            c.append(v)
-    names = table.names
-    if not keys or not names:
+    day = sd.day
+    cols: list[npt.NDArray[np.float64]]
+    if ratio:
+        num, den = RATIOS[metric]
+        today_den, has_den = table.get(day, den)
+        base_num, has_bn = table.base(num)
+        base_den, has_bd = table.base(den)
+        sel = has_den & has_bn & has_bd
+        cols = [table.get(day, num)[0], today_den, base_num, base_den]
+    else:
+        base, sel = table.base(metric)
+        cols = [table.get(day, metric)[0], base]
+    if not sel.any() or not table.names:
         return None
-    if len(set(keys)) != len(keys):
-        dup = next(k for k, c in Counter(keys).items() if c > 1)
-        raise InputError(f"duplicate leaf {dict(zip(names, dup, strict=True))}")
-    nums = np.array(cols, dtype=np.float64)
+    table.check_distinct(sel)
+    nums = np.stack([c[sel] for c in cols])
     if not np.isfinite(nums).all():
         raise InputError("a leaf value is not a finite number")
-    res = localize(leaves_from_columns(names, keys, nums, ratio=ratio))
+    values, codes = table.encode(sel)
+    res = localize(leaves_from_codes(table.names, values, codes, nums, ratio=ratio))
     return res.verdict, res.causes

@@ -118,17 +118,36 @@ def leaves_from_columns(
 ) -> Leaves:
     """Leaves from distinct, already-valid keys and their numbers: shape (2, n) real and
     predict, or (4, n) real_num, real_den, predict_num, predict_den (the service's fast path)."""
-    n = len(keys)
-    if ratio:
-        rn, rd, pn, pd = nums
-        if (rd < 0).any() or (pd < 0).any():
-            raise InputError("denominators must not be negative")
-        total_rate = pn.sum() / pd.sum() if pd.sum() > 0 else 0.0
-        rate = np.divide(pn, pd, out=np.full(n, total_rate), where=pd > 0)
-        real, predict = rn, rd * rate
-    else:
-        real, predict = nums
+    real, predict = _real_predict(nums, ratio)
     return _encode(tuple(dimensions), keys, real, predict)
+
+
+def leaves_from_codes(
+    dimensions: Sequence[str],
+    values: Sequence[Sequence[str]],
+    codes: npt.NDArray[np.int64],
+    nums: npt.NDArray[np.float64],
+    *,
+    ratio: bool = False,
+) -> Leaves:
+    """Leaves already encoded (codes into each dimension's sorted values, distinct rows) and
+    their numbers as for `leaves_from_columns`: the diagnosis engine's columnar path."""
+    real, predict = _real_predict(nums, ratio)
+    return leaves_from_arrays(dimensions, values, codes, real, predict)
+
+
+def _real_predict(
+    nums: npt.NDArray[np.float64], ratio: bool
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    if not ratio:
+        real, predict = nums
+        return real, predict
+    rn, rd, pn, pd = nums
+    if (rd < 0).any() or (pd < 0).any():
+        raise InputError("denominators must not be negative")
+    total_rate = pn.sum() / pd.sum() if pd.sum() > 0 else 0.0
+    rate = np.divide(pn, pd, out=np.full(len(rn), total_rate), where=pd > 0)
+    return rn, rd * rate
 
 
 def _number(v: object, col: str, where: str) -> float:
