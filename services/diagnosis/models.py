@@ -49,9 +49,13 @@ class KnownStore(SQLModel, table=True):
 
 
 class SeriesRow(SQLModel, table=True):
-    """One metric row of a store: identity (tenant, store, date, metric, canonical dimensions)."""
+    """One metric row of a store: identity (tenant, store, date, metric, canonical dimensions).
+
+    On SQLite the table is its primary key's B-tree (WITHOUT ROWID, migration 0003): a
+    store-day's rows are read in place, with no rowid lookup per row."""
 
     __tablename__ = "diag_series"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     tenant_id: str = Field(sa_column=Column(String(64), primary_key=True))
     store_id: str = Field(sa_column=Column(String(128), primary_key=True))
