@@ -6,10 +6,12 @@ value, what ingest accepted, and each event is claimed once per consumer group."
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from aiokafka import AIOKafkaProducer
 from e2e import journey_data as jd
 from processes import Platform
@@ -89,6 +91,18 @@ async def register(p: Platform) -> None:
     await wait_until(known_to_content, 60, 0.3)
 
 
+@pytest.fixture
+async def shop(infra: Infra, tmp_path: Any) -> AsyncIterator[Platform]:
+    """Ingest, diagnosis and content as processes, the journey's store registered."""
+    p = Platform(infra.pg_dsn, infra.kafka, tmp_path / "pl", names=NAMES)
+    try:
+        await p.start()
+        await register(p)
+        yield p
+    finally:
+        await p.close()
+
+
 async def post_until_accepted(c: httpx.AsyncClient, p: Platform, j: int) -> None:
     """A client that retries what was not accepted (503 while a dependency is down, a refused
     connection), as platforms and our CLI do; an answered 202 is final."""
@@ -137,184 +151,155 @@ async def assert_claimed_once(p: Platform, events: int) -> None:
         assert await claims(p, "diagnosis", DIAGNOSIS_GROUP) == events
 
 
-async def test_a_consumer_killed_in_the_middle_of_a_batch(infra: Infra, tmp_path: Any) -> None:
-    p = Platform(infra.pg_dsn, infra.kafka, tmp_path / "pl", names=NAMES)
-    try:
-        await p.start()
-        await register(p)
-        p.services["content"].stop()
-        p.services["diagnosis"].stop()
-        n = 200
-        async with p.client("ingest") as c:
-            await post_all(c, p, range(n))
-        p.services["content"].start()
-        p.services["diagnosis"].start()
-        # Kill them while it works through the backlog: some events handled, their offsets not
-        # yet committed (the consumer commits after each fetched batch).
-        killed_at: list[int] = []
-        for _ in range(6000):
-            rows, _ = await content_rows(p)
-            if rows >= 1000:
-                p.services["content"].kill()
-                p.services["diagnosis"].kill()
-                killed_at.append(rows)
-                break
-            await asyncio.sleep(0.005)
-        assert killed_at and killed_at[0] < expected(list(range(n)))[0], killed_at
-        claimed_before = await claims(p, "content", CONTENT_GROUP)
-        for name in ("content", "diagnosis"):
-            p.services[name].start()
-        await asyncio.gather(*(p.services[n].wait_ready() for n in ("content", "diagnosis")))
-        await all_arrived(p, n)
-        # Every metrics event claimed once, plus the store's registration.
-        await assert_claimed_once(p, n + 1)
-        # The restarted process was handed again events the killed one had already applied:
-        # the dedupe really worked (not a lucky kill between two commits).
-        consumed = await counter(
-            p.url("content"), "storeops_events_consumed_total", group=CONTENT_GROUP
-        )
-        assert consumed > (n + 1) - claimed_before, (consumed, claimed_before)
-    finally:
-        await p.close()
+async def test_a_consumer_killed_in_the_middle_of_a_batch(shop: Platform) -> None:
+    p = shop
+    p.services["content"].stop()
+    p.services["diagnosis"].stop()
+    n = 200
+    async with p.client("ingest") as c:
+        await post_all(c, p, range(n))
+    p.services["content"].start()
+    p.services["diagnosis"].start()
+    # Kill them while it works through the backlog: some events handled, their offsets not
+    # yet committed (the consumer commits after each fetched batch).
+    killed_at: list[int] = []
+    for _ in range(6000):
+        rows, _ = await content_rows(p)
+        if rows >= 1000:
+            p.services["content"].kill()
+            p.services["diagnosis"].kill()
+            killed_at.append(rows)
+            break
+        await asyncio.sleep(0.005)
+    assert killed_at and killed_at[0] < expected(list(range(n)))[0], killed_at
+    claimed_before = await claims(p, "content", CONTENT_GROUP)
+    for name in ("content", "diagnosis"):
+        p.services[name].start()
+    await asyncio.gather(*(p.services[n].wait_ready() for n in ("content", "diagnosis")))
+    await all_arrived(p, n)
+    # Every metrics event claimed once, plus the store's registration.
+    await assert_claimed_once(p, n + 1)
+    # The restarted process was handed again events the killed one had already applied:
+    # the dedupe really worked (not a lucky kill between two commits).
+    consumed = await counter(
+        p.url("content"), "storeops_events_consumed_total", group=CONTENT_GROUP
+    )
+    assert consumed > (n + 1) - claimed_before, (consumed, claimed_before)
 
 
-async def test_the_broker_restarted_mid_flow(infra: Infra, tmp_path: Any) -> None:
-    p = Platform(infra.pg_dsn, infra.kafka, tmp_path / "pl", names=NAMES)
-    try:
-        await p.start()
-        await register(p)
-        n = 120
-        async with p.client("ingest") as c:
-            await post_all(c, p, range(40))
-            services_script("stop-kafka")
-            try:
-                # Writes keep being accepted while the broker is away: the outbox holds them.
-                for j in range(40, 80):
-                    r = await c.post(
-                        f"/v1/stores/{jd.STORE_ID}/metrics",
-                        json={"rows": batch(j)},
-                        headers=p.auth,
-                    )
-                    assert r.status_code == 202, r.text
-                backlog = await p.query(
-                    "ingest", "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+async def test_the_broker_restarted_mid_flow(shop: Platform) -> None:
+    p = shop
+    n = 120
+    async with p.client("ingest") as c:
+        await post_all(c, p, range(40))
+        services_script("stop-kafka")
+        try:
+            # Writes keep being accepted while the broker is away: the outbox holds them.
+            for j in range(40, 80):
+                r = await c.post(
+                    f"/v1/stores/{jd.STORE_ID}/metrics",
+                    json={"rows": batch(j)},
+                    headers=p.auth,
                 )
-                assert backlog[0][0] >= 40
-            finally:
-                services_script("start-kafka")
-            await post_all(c, p, range(80, n))
-        await all_arrived(p, n, timeout=180)
-        await assert_claimed_once(p, n + 1)
-        left = await p.query("ingest", "SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        assert left[0][0] == 0
-    finally:
-        await p.close()
+                assert r.status_code == 202, r.text
+            backlog = await p.query(
+                "ingest", "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+            )
+            assert backlog[0][0] >= 40
+        finally:
+            services_script("start-kafka")
+        await post_all(c, p, range(80, n))
+    await all_arrived(p, n, timeout=180)
+    await assert_claimed_once(p, n + 1)
+    left = await p.query("ingest", "SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    assert left[0][0] == 0
 
 
-async def test_postgres_restarted_under_load(infra: Infra, tmp_path: Any) -> None:
-    p = Platform(infra.pg_dsn, infra.kafka, tmp_path / "pl", names=NAMES)
-    try:
-        await p.start()
-        await register(p)
-        n = 160
-        async with p.client("ingest") as c:
-            queue = list(range(n))
+async def test_postgres_restarted_under_load(shop: Platform) -> None:
+    p = shop
+    n = 160
+    async with p.client("ingest") as c:
+        queue = list(range(n))
 
-            async def writer() -> None:
-                while queue:
-                    await post_until_accepted(c, p, queue.pop(0))
+        async def writer() -> None:
+            while queue:
+                await post_until_accepted(c, p, queue.pop(0))
 
-            writers = [asyncio.create_task(writer()) for _ in range(4)]
-            await asyncio.sleep(1.0)
-            services_script("stop-pg")
-            await asyncio.sleep(2.0)
-            services_script("start-pg")
-            await asyncio.gather(*writers)
-        await all_arrived(p, n, timeout=180)
-        await assert_claimed_once(p, n + 1)
-    finally:
-        await p.close()
+        writers = [asyncio.create_task(writer()) for _ in range(4)]
+        await asyncio.sleep(1.0)
+        services_script("stop-pg")
+        await asyncio.sleep(2.0)
+        services_script("start-pg")
+        await asyncio.gather(*writers)
+    await all_arrived(p, n, timeout=180)
+    await assert_claimed_once(p, n + 1)
 
 
 async def test_a_poison_message_goes_to_the_dlq_and_consumers_go_on(
-    infra: Infra, tmp_path: Any
+    shop: Platform, infra: Infra
 ) -> None:
-    p = Platform(infra.pg_dsn, infra.kafka, tmp_path / "pl", names=NAMES)
+    p = shop
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka, acks="all")
+    await producer.start()
     try:
-        await p.start()
-        await register(p)
-        producer = AIOKafkaProducer(bootstrap_servers=infra.kafka, acks="all")
-        await producer.start()
-        try:
-            poison = [b'{"type": 42', b"\xff\xfe not json", b'{"type": "ingest.metrics_ingested"}']
-            for value in poison:
-                await producer.send_and_wait(
-                    p.prefix + "ingest.v1", value, key=jd.STORE_ID.encode()
-                )
-        finally:
-            await producer.stop()
-        async with p.client("ingest") as c:
-            await post_all(c, p, range(20))
-        await all_arrived(p, 20)
-        dead = await read_topic(
-            infra,
-            p.prefix + "ingest.v1.dlq",
-            until=lambda recs: (
-                sum(1 for r in recs if dict(r.headers).get("group") == CONTENT_GROUP.encode()) >= 3
+        poison = [b'{"type": 42', b"\xff\xfe not json", b'{"type": "ingest.metrics_ingested"}']
+        for value in poison:
+            await producer.send_and_wait(p.prefix + "ingest.v1", value, key=jd.STORE_ID.encode())
+    finally:
+        await producer.stop()
+    async with p.client("ingest") as c:
+        await post_all(c, p, range(20))
+    await all_arrived(p, 20)
+    dead = await read_topic(
+        infra,
+        p.prefix + "ingest.v1.dlq",
+        until=lambda recs: (
+            sum(1 for r in recs if dict(r.headers).get("group") == CONTENT_GROUP.encode()) >= 3
+        ),
+    )
+    mine = [r for r in dead if dict(r.headers).get("group") == CONTENT_GROUP.encode()]
+    assert sorted(r.value for r in mine) == sorted(poison)
+    assert all(dict(r.headers).get("error") for r in mine)
+    await assert_claimed_once(p, 20 + 1)
+
+
+async def test_the_same_events_replayed_change_nothing(shop: Platform, infra: Infra) -> None:
+    p = shop
+    n = 30
+    async with p.client("ingest") as c:
+        await post_all(c, p, range(n))
+    await all_arrived(p, n)
+
+    async def state() -> tuple[Any, ...]:
+        return (
+            await content_rows(p),
+            await claims(p, "content", CONTENT_GROUP),
+            await diagnosis_rows(p),
+            await claims(p, "diagnosis", DIAGNOSIS_GROUP),
+        )
+
+    async def consumed() -> tuple[float, float]:
+        return (
+            await counter(p.url("content"), "storeops_events_consumed_total", group=CONTENT_GROUP),
+            await counter(
+                p.url("diagnosis"), "storeops_events_consumed_total", group=DIAGNOSIS_GROUP
             ),
         )
-        mine = [r for r in dead if dict(r.headers).get("group") == CONTENT_GROUP.encode()]
-        assert sorted(r.value for r in mine) == sorted(poison)
-        assert all(dict(r.headers).get("error") for r in mine)
-        await assert_claimed_once(p, 20 + 1)
-    finally:
-        await p.close()
 
-
-async def test_the_same_events_replayed_change_nothing(infra: Infra, tmp_path: Any) -> None:
-    p = Platform(infra.pg_dsn, infra.kafka, tmp_path / "pl", names=NAMES)
+    before = await state()
+    consumed0 = await consumed()
+    records = await read_topic(infra, p.prefix + "ingest.v1", until=lambda rs: len(rs) >= n + 1)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka, acks="all")
+    await producer.start()
     try:
-        await p.start()
-        await register(p)
-        n = 30
-        async with p.client("ingest") as c:
-            await post_all(c, p, range(n))
-        await all_arrived(p, n)
-
-        async def state() -> tuple[Any, ...]:
-            return (
-                await content_rows(p),
-                await claims(p, "content", CONTENT_GROUP),
-                await diagnosis_rows(p),
-                await claims(p, "diagnosis", DIAGNOSIS_GROUP),
-            )
-
-        async def consumed() -> tuple[float, float]:
-            return (
-                await counter(
-                    p.url("content"), "storeops_events_consumed_total", group=CONTENT_GROUP
-                ),
-                await counter(
-                    p.url("diagnosis"), "storeops_events_consumed_total", group=DIAGNOSIS_GROUP
-                ),
-            )
-
-        before = await state()
-        consumed0 = await consumed()
-        records = await read_topic(infra, p.prefix + "ingest.v1", until=lambda rs: len(rs) >= n + 1)
-        producer = AIOKafkaProducer(bootstrap_servers=infra.kafka, acks="all")
-        await producer.start()
-        try:
-            for r in records:  # the very same bytes, keys and event ids, a second time
-                await producer.send_and_wait(r.topic, r.value, key=r.key)
-        finally:
-            await producer.stop()
-
-        async def replay_consumed() -> bool:
-            now = await consumed()
-            return all(b >= a + len(records) for a, b in zip(consumed0, now, strict=True))
-
-        await wait_until(replay_consumed, 60, 0.3)
-        assert await state() == before
+        for r in records:  # the very same bytes, keys and event ids, a second time
+            await producer.send_and_wait(r.topic, r.value, key=r.key)
     finally:
-        await p.close()
+        await producer.stop()
+
+    async def replay_consumed() -> bool:
+        now = await consumed()
+        return all(b >= a + len(records) for a, b in zip(consumed0, now, strict=True))
+
+    await wait_until(replay_consumed, 60, 0.3)
+    assert await state() == before
