@@ -261,6 +261,10 @@ class OrderFact(SQLModel, table=True):
     # A keyed hash of the customer: counts distinct buyers without keeping who they are.
     buyer_key: str = Field(sa_column=Column(String(64), nullable=False))
     cancelled: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    # The platform's timestamp of the state kept (null when the payload had none).
+    source_updated_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 

@@ -367,6 +367,9 @@ def _minimize_shopify(topic: str, doc: dict[str, Any], secret: str) -> dict[str,
                 or doc.get("financial_status") == "voided"
                 or doc.get("test") is True
             ),
+            # The platform's own clock of this order state: an older state arriving late
+            # (webhooks are not delivered in order) must not overwrite a newer one.
+            "updated_at": doc.get("updated_at"),
             "refunds": [
                 _shopify_refund(r) for r in doc.get("refunds") or [] if isinstance(r, dict)
             ],
@@ -418,6 +421,7 @@ def _minimize_woocommerce(topic: str, doc: dict[str, Any], secret: str) -> dict[
         "channel": woocommerce_channel(meta, doc.get("created_via")),
         "cancelled": topic == "order.deleted"
         or status in ("cancelled", "failed", "pending", "checkout-draft", "trash"),
+        "updated_at": modified,
         # WooCommerce's refunds carry no date: they land on the day they are first seen.
         "refunds": [
             {
@@ -453,6 +457,7 @@ def _minimize_generic(topic: str, doc: dict[str, Any], secret: str) -> dict[str,
             ),
             "channel": channel,
             "cancelled": bool(data.get("cancelled")),
+            "updated_at": data.get("updated_at"),
             "refunds": [
                 {
                     "refund_id": _id(r.get("id")),
@@ -504,6 +509,9 @@ class Order:
     currency: str
     buyer_key: str
     cancelled: bool
+    # When the platform last changed the order (UTC), if the payload says: orders are kept at
+    # their newest state, whatever order the deliveries arrive in.
+    version: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -535,6 +543,24 @@ def parse_instant(value: Any) -> datetime:
 def local_date(value: Any, tz: str) -> date:
     """The calendar day an instant falls on in the store's timezone (its business day)."""
     return parse_instant(value).astimezone(ZoneInfo(tz)).date()
+
+
+def _version(value: Any) -> datetime | None:
+    """The order state's timestamp, or None when absent or unusable (then arrival order
+    decides, as for platforms that send none)."""
+    if value in (None, ""):
+        return None
+    try:
+        return parse_instant(value).astimezone(UTC)
+    except PayloadError:
+        return None
+
+
+def is_older(new: Order, old: Order | None = None, *, than: datetime | None = None) -> bool:
+    """True if `new` is a strictly older state than `old` (or than the timestamp `than`); an
+    unknown timestamp on either side is never older (arrival order decides)."""
+    ref = old.version if old is not None else than
+    return new.version is not None and ref is not None and new.version < ref
 
 
 def _amount(value: Any, what: str) -> float:
@@ -582,6 +608,7 @@ def normalize(minimized: dict[str, Any], tz: str, store_currency: str) -> Parsed
                 currency=str(minimized.get("currency") or store_currency)[:3].upper(),
                 buyer_key=str(minimized.get("buyer_key")),
                 cancelled=bool(minimized.get("cancelled")),
+                version=_version(minimized.get("updated_at")),
             )
         )
         refunds = minimized.get("refunds") or []

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ingest.models import OrderFact, RefundFact, SourceHealth, Store, WebhookDelivery
-from services.ingest.webhooks.platforms import Order, Refund
+from services.ingest.webhooks.platforms import Order, Refund, is_older
 
 STORES: Table = Store.__table__  # type: ignore[attr-defined]
 DELIVERIES: Table = WebhookDelivery.__table__  # type: ignore[attr-defined]
@@ -115,6 +115,12 @@ async def update_delivery(session: AsyncSession, delivery_pk: int, values: dict[
     )
 
 
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
 async def upsert_orders(
     session: AsyncSession,
     tenant_id: str,
@@ -130,7 +136,13 @@ async def upsert_orders(
     old = {
         r.order_id: r
         for r in await session.execute(
-            select(ORDERS.c.id, ORDERS.c.order_id, ORDERS.c.local_date, ORDERS.c.channel).where(
+            select(
+                ORDERS.c.id,
+                ORDERS.c.order_id,
+                ORDERS.c.local_date,
+                ORDERS.c.channel,
+                ORDERS.c.source_updated_at,
+            ).where(
                 ORDERS.c.tenant_id == tenant_id,
                 ORDERS.c.store_id == store_id,
                 ORDERS.c.platform == platform,
@@ -142,6 +154,9 @@ async def upsert_orders(
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     for o in orders:
+        prev = old.get(o.order_id)
+        if prev is not None and is_older(o, than=_utc(prev.source_updated_at)):
+            continue  # a late delivery of an older state: the stored one is newer
         values = {
             "local_date": o.local_date,
             "channel": o.channel,
@@ -149,9 +164,9 @@ async def upsert_orders(
             "currency": o.currency,
             "buyer_key": o.buyer_key,
             "cancelled": o.cancelled,
+            "source_updated_at": o.version,
             "updated_at": now,
         }
-        prev = old.get(o.order_id)
         if prev is None:
             inserts.append(
                 {
@@ -169,7 +184,16 @@ async def upsert_orders(
     if inserts:
         await session.execute(ORDERS.insert(), inserts)
     if updates:
-        cols = ("local_date", "channel", "gmv", "currency", "buyer_key", "cancelled", "updated_at")
+        cols = (
+            "local_date",
+            "channel",
+            "gmv",
+            "currency",
+            "buyer_key",
+            "cancelled",
+            "source_updated_at",
+            "updated_at",
+        )
         await session.execute(
             ORDERS.update()
             .where(ORDERS.c.id == bindparam("_id"))

@@ -452,7 +452,9 @@ async def process_group(session: AsyncSession, deliveries: Sequence[Any]) -> Non
             await _mark_failed(session, d, str(exc), now)
             continue
         for o in parsed.orders:
-            g.orders[o.order_id] = o  # deliveries are in arrival order: the last one wins
+            # Arrival order, unless the platform's timestamps say this state is older.
+            if not p.is_older(o, g.orders.get(o.order_id)):
+                g.orders[o.order_id] = o
         for r in parsed.refunds:
             g.refunds[r.refund_id] = r
         done.append(d.id)

@@ -176,6 +176,42 @@ async def test_order_updated_three_times_counts_once_and_refund_lands_on_its_loc
         assert pii not in text
 
 
+async def test_an_older_order_state_arriving_late_never_overwrites_a_newer_one(
+    ingest: Harness,
+) -> None:
+    """Shopify does not deliver in order: the state with the newest `updated_at` wins, in the
+    same processing round and across rounds; arrival order only decides without timestamps."""
+    h = ingest
+    await make_store(
+        h, "late", timezone="Asia/Shanghai", currency="CNY", market="CN", webhook_secret=SHOP_SECRET
+    )
+    nov10 = date(2026, 11, 10)
+    # One round: updated_3 (23:55, 130.00) arrives first, then updated_1 (23:40, 110.00).
+    for name in ("shopify_order_updated_3.json", "shopify_order_updated_1.json"):
+        r = await shopify(h, "late", name, "orders/updated")
+        assert r.status_code == 202, r.text
+    await settle(h)
+    assert (await metrics(h, "late"))[(nov10, "gmv", "paid_search")] == 130.0
+    # Later rounds: the create (23:30, 100.00) and updated_2 (23:50, 120.00) come late, each
+    # processed on its own: the stored newer state stays.
+    for name, topic in (
+        ("shopify_order_create.json", "orders/create"),
+        ("shopify_order_updated_2.json", "orders/updated"),
+    ):
+        r = await shopify(h, "late", name, topic)
+        assert r.status_code == 202, r.text
+        await settle(h)
+        m = await metrics(h, "late")
+        assert m[(nov10, "gmv", "paid_search")] == 130.0, name
+        assert m[(nov10, "orders", "paid_search")] == 1
+    assert await h.count(OrderFact) == 1
+    t = OrderFact.__table__  # type: ignore[attr-defined]
+    async with h.app.state.db.session(readonly=True) as s:
+        (kept,) = (await s.execute(select(t.c.gmv, t.c.source_updated_at))).all()
+    assert kept.gmv == 130.0
+    assert kept.source_updated_at.isoformat().startswith("2026-11-10T15:55:00")
+
+
 async def outbox_types(h: Harness) -> list[str]:
     t = OutboxMessage.__table__  # type: ignore[attr-defined]
     async with h.app.state.db.session(readonly=True) as s:
