@@ -44,6 +44,10 @@ class KnownStore(SQLModel, table=True):
     market: str = Field(sa_column=Column(String(2), nullable=False))
     category: str = Field(sa_column=Column(String(200), nullable=False))
     status: str = Field(sa_column=Column(String(16), nullable=False))
+    # The store's own partitioning dimensions (shared/grains.py), beside the registry's.
+    partition_dimensions: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     # The event time of the state we hold: an older event never overwrites a newer one.
     as_of: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 

@@ -227,9 +227,9 @@ async def load_benchmark(
     category: str,
     start: dt.date,
     end: dt.date,
-) -> list[tuple[dt.date, str, float]]:
+) -> list[tuple[dt.date, str, float, str]]:
     result = await session.execute(
-        select(BENCH.c.date, BENCH.c.metric, BENCH.c.value).where(
+        select(BENCH.c.date, BENCH.c.metric, BENCH.c.value, BENCH.c.value_kind).where(
             BENCH.c.tenant_id == tenant_id,
             BENCH.c.market == market,
             BENCH.c.category == category,

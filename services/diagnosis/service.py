@@ -37,6 +37,7 @@ from services.diagnosis.schemas import (
     TransitionIn,
     TransitionOut,
 )
+from shared import grains
 from shared.auth import Principal
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events.campaigns import CampaignCreatedV1, CampaignUpdatedV1
@@ -95,6 +96,7 @@ async def on_store_event(session: AsyncSession, event: StoreRegisteredV1 | Store
             "market": event.market,
             "category": event.category,
             "status": event.status,
+            "partition_dimensions": list(event.partition_dimensions),
             "as_of": event.occurred_at,
         },
     )
@@ -210,10 +212,14 @@ async def load_store_day(
         start = day - timedelta(days=371 + 7)
     series = await repo.load_series(session, store.tenant_id, store.store_id, start, day)
     bench: dict[dt.date, dict[str, float]] = defaultdict(dict)
-    for d, metric, value in await repo.load_benchmark(
+    kinds: dict[dt.date, dict[str, str]] = defaultdict(dict)
+    for d, metric, value, kind in await repo.load_benchmark(
         session, store.tenant_id, store.market, store.category, start, day
     ):
         bench[d][metric] = value
+        kinds[d][metric] = kind
+    # market ratios from their parts when the market did not post them (shared/grains.py)
+    bench = defaultdict(dict, {d: grains.market_values(v, kinds[d]) for d, v in bench.items()})
     comps: dict[str, dict[dt.date, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     for cid, d, metric, value in await repo.load_competitors(
         session, store.tenant_id, store.store_id, start, day
@@ -235,6 +241,7 @@ async def load_store_day(
         baseline=baseline,  # type: ignore[arg-type]
         phases=ctx.phases,
         context_days=frozenset(ctx.days),
+        partition_dimensions=tuple(getattr(store, "partition_dimensions", None) or ()),
     )
     return Loaded(store, sd, ctx.items, len(series))
 

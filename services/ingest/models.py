@@ -60,6 +60,10 @@ class Store(SQLModel, table=True):
     market: str = Field(sa_column=Column(String(2), nullable=False))
     category: str = Field(sa_column=Column(String(100), nullable=False))
     status: str = Field(sa_column=Column(String(16), nullable=False))
+    # The store's own partitioning dimensions (shared/grains.py), beside the registry's.
+    partition_dimensions: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     # Needed in clear to verify platform signatures; never logged, never returned after creation.
     webhook_secret: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
@@ -92,6 +96,29 @@ class MetricRow(SQLModel, table=True):
     value: float = Field(sa_column=Column(Float, nullable=False))
     source: str = Field(sa_column=Column(String(16), nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class MetricCorrection(SQLModel, table=True):
+    """The audit of a deletion of metric rows: who, when, what was asked and how many rows went
+    (a file re-imported with mode=replace records one too)."""
+
+    __tablename__ = "metric_corrections"
+    __table_args__ = (Index("ix_metric_corrections_store", "tenant_id", "store_id", "created_at"),)
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    tenant_id: str = Field(sa_column=Column(String(64), nullable=False))
+    store_id: str = Field(sa_column=Column(String(64), nullable=False))
+    user_id: str = Field(sa_column=Column(String(64), nullable=False))
+    key_id: str = Field(sa_column=Column(String(64), nullable=False))
+    reason: str = Field(sa_column=Column(String(16), nullable=False))
+    start: dt.date = Field(sa_column=Column(Date, nullable=False))
+    end: dt.date = Field(sa_column=Column(Date, nullable=False))
+    # None: every metric / every grain; a grain is its sorted keys ([] the store level).
+    metrics: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    grain: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    import_job_id: str | None = Field(default=None, sa_column=Column(String(36), nullable=True))
+    deleted: int = Field(sa_column=Column(Integer, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class BenchmarkRow(SQLModel, table=True):
@@ -326,6 +353,7 @@ TABLES: list[Table] = [
         User,
         Store,
         MetricRow,
+        MetricCorrection,
         BenchmarkRow,
         CompetitorRow,
         AuthKey,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -338,6 +338,31 @@ async def metric_levels(
     return out
 
 
+async def metric_levels_by_day(
+    session: AsyncSession,
+    tenant_id: str,
+    store_ids: Sequence[str],
+    metrics: Sequence[str],
+    start: Any,
+    end: Any,
+) -> list[Any]:
+    """(store_id, date, metric, dims_level) for each level of detail present in the range."""
+    t = METRICS
+    keys = (t.c.store_id, t.c.date, t.c.metric, t.c.dims_level)
+    q = (
+        select(*keys)
+        .where(
+            t.c.tenant_id == tenant_id,
+            t.c.store_id.in_(list(store_ids)),
+            t.c.metric.in_(list(metrics)),
+            t.c.date >= start,
+            t.c.date <= end,
+        )
+        .group_by(*keys)
+    )
+    return list((await session.execute(q)).all())
+
+
 async def aggregate_metric(
     session: AsyncSession,
     tenant_id: str,
@@ -350,9 +375,11 @@ async def aggregate_metric(
     *,
     average: bool,
     by_store: bool = False,
+    filters: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Any]:
     """Sum (or average, for scores) one metric at one level, by date and the group_by
-    dimensions (and by store when asked)."""
+    dimensions (and by store when asked), over the rows whose dimensions match the filters
+    (name -> allowed values)."""
     t = METRICS
     dims = [t.c.dimensions[k].as_string().label(f"d_{i}") for i, k in enumerate(group_by)]
     agg = func.avg(t.c.value) if average else func.sum(t.c.value)
@@ -368,8 +395,140 @@ async def aggregate_metric(
             t.c.dims_level == level,
             t.c.date >= start,
             t.c.date <= end,
+            *(t.c.dimensions[k].as_string().in_(list(v)) for k, v in (filters or {}).items()),
         )
         .group_by(*keys)
+    )
+    return list((await session.execute(q)).all())
+
+
+async def delete_metric_rows(
+    session: AsyncSession,
+    tenant_id: str,
+    store_id: str,
+    start: Any,
+    end: Any,
+    metrics: Sequence[str] | None,
+    level: str | None,
+    *,
+    before: datetime | None = None,
+) -> list[Any]:
+    """Delete a store's rows of [start, end] (of these metrics, of this level of detail; None:
+    all; `before`: only rows last written before then); returns (date, metric, dimensions) of
+    each row deleted."""
+    t = METRICS
+    q = t.delete().where(
+        t.c.tenant_id == tenant_id,
+        t.c.store_id == store_id,
+        t.c.date >= start,
+        t.c.date <= end,
+    )
+    if metrics is not None:
+        q = q.where(t.c.metric.in_(list(metrics)))
+    if level is not None:
+        q = q.where(t.c.dims_level == level)
+    if before is not None:
+        q = q.where(t.c.updated_at < before)
+    res = await session.execute(q.returning(t.c.date, t.c.metric, t.c.dimensions))
+    return list(res.all())
+
+
+async def benchmark_rows(
+    session: AsyncSession,
+    tenant_id: str,
+    market: str,
+    category: str,
+    metrics: Sequence[str],
+    start: Any,
+    end: Any,
+) -> list[Any]:
+    from services.ingest.models import BenchmarkRow
+
+    t: Table = BenchmarkRow.__table__  # type: ignore[attr-defined]
+    q = (
+        select(t.c.date, t.c.metric, t.c.dimensions, t.c.value, t.c.value_kind)
+        .where(
+            t.c.tenant_id == tenant_id,
+            t.c.market == market,
+            t.c.category == category,
+            t.c.metric.in_(list(metrics)),
+            t.c.date >= start,
+            t.c.date <= end,
+        )
+        .order_by(t.c.date, t.c.metric)
+    )
+    return list((await session.execute(q)).all())
+
+
+async def competitor_rows(
+    session: AsyncSession,
+    tenant_id: str,
+    store_id: str,
+    competitor_id: str,
+    metrics: Sequence[str],
+    start: Any,
+    end: Any,
+) -> list[Any]:
+    from services.ingest.models import CompetitorRow
+
+    t: Table = CompetitorRow.__table__  # type: ignore[attr-defined]
+    q = (
+        select(
+            t.c.date,
+            t.c.metric,
+            t.c.dimensions,
+            t.c.value,
+            literal_column("'absolute'").label("value_kind"),
+        )
+        .where(
+            t.c.tenant_id == tenant_id,
+            t.c.store_id == store_id,
+            t.c.competitor_id == competitor_id,
+            t.c.metric.in_(list(metrics)),
+            t.c.date >= start,
+            t.c.date <= end,
+        )
+        .order_by(t.c.date, t.c.metric)
+    )
+    return list((await session.execute(q)).all())
+
+
+async def competitor_exists(
+    session: AsyncSession, tenant_id: str, store_id: str, competitor_id: str
+) -> bool:
+    from services.ingest.models import CompetitorRow
+
+    t: Table = CompetitorRow.__table__  # type: ignore[attr-defined]
+    q = (
+        select(t.c.id)
+        .where(
+            t.c.tenant_id == tenant_id,
+            t.c.store_id == store_id,
+            t.c.competitor_id == competitor_id,
+        )
+        .limit(1)
+    )
+    return (await session.execute(q)).first() is not None
+
+
+async def insert_correction(session: AsyncSession, values: dict[str, Any]) -> None:
+    from services.ingest.models import MetricCorrection
+
+    table: Table = MetricCorrection.__table__  # type: ignore[attr-defined]
+    await session.execute(table.insert().values(**values))
+
+
+async def list_corrections(
+    session: AsyncSession, tenant_id: str, store_id: str, limit: int
+) -> list[Any]:
+    from services.ingest.models import MetricCorrection
+
+    t: Table = MetricCorrection.__table__  # type: ignore[attr-defined]
+    q = (
+        select(t)
+        .where(t.c.tenant_id == tenant_id, t.c.store_id == store_id)
+        .order_by(t.c.created_at.desc(), t.c.id)
+        .limit(limit)
     )
     return list((await session.execute(q)).all())
 

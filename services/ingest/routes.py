@@ -21,9 +21,12 @@ from services.ingest.schemas import (
     ApiKeyOut,
     BenchmarksIn,
     CompetitorMetricsIn,
+    CorrectionOut,
     FxRatesIn,
     ImportJobOut,
     IngestResult,
+    MarketPoint,
+    MarketSeries,
     MetricsIn,
     Page,
     PresetOut,
@@ -209,6 +212,26 @@ def _split(values: list[str] | None) -> list[str]:
 
 MetricQuery = Annotated[list[str] | None, Query(alias="metric", max_length=40)]
 GroupQuery = Annotated[list[str] | None, Query(max_length=6)]
+FilterQuery = Annotated[
+    list[str] | None,
+    Query(
+        max_length=50,
+        description="only rows with one of these values (repeat or comma-separate); any "
+        "registered dimension may filter the same way (?product_id=p1)",
+    ),
+]
+# Parameters of a series read that are not dimension filters.
+READ_PARAMS = frozenset({"start", "end", "metric", "group_by", "format", "limit", "cursor"})
+
+
+def _filters(request: Request, reserved: frozenset[str] = READ_PARAMS) -> dict[str, list[str]]:
+    """Every other query parameter is a filter on a dimension: ?channel=search&device=mobile."""
+    out: dict[str, list[str]] = {}
+    for k in dict.fromkeys(request.query_params.keys()):
+        if k in reserved:
+            continue
+        out[k] = _split(request.query_params.getlist(k))
+    return out
 
 
 @router.get(
@@ -229,10 +252,21 @@ async def get_metrics(
     format: Annotated[Literal["json", "csv"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
+    channel: FilterQuery = None,
+    device: FilterQuery = None,
+    region: FilterQuery = None,
+    traffic_type: FilterQuery = None,
 ) -> Any:
     metrics, groups = _split(metric), _split(group_by)
     points = await service.read_series(
-        session, principal, store_id, metrics=metrics, start=start, end=end, group_by=groups
+        session,
+        principal,
+        store_id,
+        metrics=metrics,
+        start=start,
+        end=end,
+        group_by=groups,
+        filters=_filters(request),
     )
     if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
         return _csv_response(points, metrics, groups, f"{store_id}-metrics.csv")
@@ -240,6 +274,118 @@ async def get_metrics(
     page = points[offset : offset + limit]
     nxt = service.encode_cursor(str(offset + limit)) if offset + limit < len(points) else None
     return Page[SeriesPoint](items=[SeriesPoint(**p) for p in page], next_cursor=nxt)
+
+
+@router.delete(
+    "/stores/{store_id}/metrics",
+    response_model=CorrectionOut,
+    tags=["metrics"],
+    summary="Delete metric rows (a correction): by date range, metric(s) and level of detail",
+)
+async def delete_metrics(
+    store_id: str,
+    principal: Operator,
+    uow: UoW,
+    start: date,
+    end: date,
+    metric: MetricQuery = None,
+    grain: Annotated[
+        str | None,
+        Query(
+            max_length=400,
+            description="the level of detail to delete: its dimension names comma-separated "
+            "(channel,device), 'store' for the store-level rows; absent: every level",
+        ),
+    ] = None,
+) -> CorrectionOut:
+    out = await service.delete_metrics(
+        uow.session,
+        principal,
+        store_id,
+        start=start,
+        end=end,
+        metrics=_split(metric),
+        grain=grain,
+    )
+    await uow.commit()
+    return out
+
+
+@router.get("/stores/{store_id}/corrections", response_model=list[CorrectionOut], tags=["metrics"])
+async def list_corrections(
+    store_id: str,
+    principal: Viewer,
+    session: ReadSession,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[CorrectionOut]:
+    return await service.list_corrections(session, principal, store_id, limit)
+
+
+@router.get("/benchmarks", response_model=MarketSeries, tags=["metrics"])
+async def get_benchmarks(
+    principal: Viewer,
+    session: ReadSession,
+    market: Annotated[str, Query(pattern=r"^[A-Z]{2}$")],
+    category: Annotated[str, Query(min_length=1, max_length=100)],
+    start: date,
+    end: date,
+    metric: MetricQuery = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> MarketSeries:
+    points, kinds = await service.read_benchmarks(
+        session,
+        principal,
+        market=market,
+        category=category,
+        metrics=_split(metric),
+        start=start,
+        end=end,
+    )
+    return _market_page(points, kinds, limit, cursor)
+
+
+@router.get(
+    "/stores/{store_id}/competitors/{competitor_id}/metrics",
+    response_model=MarketSeries,
+    tags=["metrics"],
+)
+async def get_competitor_metrics(
+    store_id: str,
+    competitor_id: str,
+    principal: Viewer,
+    session: ReadSession,
+    request: Request,
+    start: date,
+    end: date,
+    metric: MetricQuery = None,
+    group_by: GroupQuery = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    channel: FilterQuery = None,
+    device: FilterQuery = None,
+) -> MarketSeries:
+    points, kinds = await service.read_competitor_metrics(
+        session,
+        principal,
+        store_id,
+        competitor_id,
+        metrics=_split(metric),
+        start=start,
+        end=end,
+        group_by=_split(group_by),
+        filters=_filters(request),
+    )
+    return _market_page(points, kinds, limit, cursor)
+
+
+def _market_page(
+    points: list[dict[str, Any]], kinds: dict[str, str], limit: int, cursor: str | None
+) -> MarketSeries:
+    offset = service.decode_offset(cursor)
+    page = points[offset : offset + limit]
+    nxt = service.encode_cursor(str(offset + limit)) if offset + limit < len(points) else None
+    return MarketSeries(value_kinds=kinds, items=[MarketPoint(**p) for p in page], next_cursor=nxt)
 
 
 def _csv_response(

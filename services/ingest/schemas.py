@@ -14,6 +14,7 @@ import pycountry
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
+from shared import grains
 from shared.events import common
 from shared.events.common import (
     COUNT_METRICS,
@@ -108,14 +109,14 @@ def _checked_dimensions(items: tuple[tuple[str, str], ...]) -> None:
     for key, value in v.items():
         if not DIMENSION_KEY.match(key):
             raise _err(
-                "dimension_key", "dimension name {key!r} must match [a-z][a-z0-9_]*", key=key
+                "dimension_key", "dimension name '{key}' must match [a-z][a-z0-9_]*", key=key
             )
         if not value or len(value) > MAX_DIMENSION_VALUE:
             raise _err("dimension_value", "dimension {key} must be 1 to 200 characters", key=key)
         if key == "channel" and value not in CHANNELS:
             raise _err(
                 "channel",
-                "unknown channel {value!r}; one of: {allowed}",
+                "unknown channel '{value}'; one of: {allowed}",
                 value=value,
                 allowed=", ".join(sorted(CHANNELS)),
             )
@@ -124,6 +125,38 @@ def _checked_dimensions(items: tuple[tuple[str, str], ...]) -> None:
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def check_partition_dimensions(v: list[str] | None) -> list[str] | None:
+    if v is None:
+        return v
+    reg = grains.registry()
+    for key in v:
+        if not DIMENSION_KEY.match(key):
+            raise _err(
+                "dimension_key", "dimension name '{key}' must match [a-z][a-z0-9_]*", key=key
+            )
+        if key in reg.slices:
+            raise _err(
+                "dimension_slice",
+                "'{key}' is an analysis slice (its rows never add up to the store)",
+                key=key,
+            )
+        if key == grains.TRAFFIC_TYPE:
+            raise _err("dimension_derived", "traffic_type is derived from channel")
+    if len(set(v)) != len(v):
+        raise _err("dimension_repeated", "a dimension is named twice")
+    return v
+
+
+PartitionDimensions = Annotated[
+    list[str],
+    Field(
+        max_length=6,
+        description="the store's own dimensions whose rows add up to its total (beside "
+        "channel, device and region), e.g. ['shop_channel']",
+    ),
+]
 
 
 class StoreCreate(_In):
@@ -135,8 +168,10 @@ class StoreCreate(_In):
     market: str
     category: Annotated[str, StringConstraints(min_length=1, max_length=100)] = "general"
     webhook_secret: Annotated[str, StringConstraints(min_length=8, max_length=500)] | None = None
+    partition_dimensions: PartitionDimensions = Field(default_factory=list)
 
     _tz = field_validator("timezone")(check_timezone)
+    _parts = field_validator("partition_dimensions")(check_partition_dimensions)
     _cur = field_validator("currency")(check_currency)
     _mkt = field_validator("market")(check_market)
 
@@ -149,6 +184,9 @@ class StoreUpdate(_In):
     category: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
     status: StoreStatus | None = None
     webhook_secret: Annotated[str, StringConstraints(min_length=8, max_length=500)] | None = None
+    partition_dimensions: PartitionDimensions | None = None
+
+    _parts = field_validator("partition_dimensions")(check_partition_dimensions)
 
     @field_validator("timezone")
     @classmethod
@@ -178,6 +216,7 @@ class StoreOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     has_webhook_secret: bool
+    partition_dimensions: list[str] = Field(default_factory=list)
     # Shown once, in the answer to the request that created it (generic platform).
     webhook_secret: str | None = None
 
@@ -230,6 +269,13 @@ class BenchmarkRowIn(_In):
     @classmethod
     def _value(cls, v: float, info: Any) -> float:
         metric = info.data.get("metric")
+        if metric in COUNT_METRICS:
+            # A market's count may be an index (value_kind "index": Sycm's 流量指数 1.02):
+            # whole numbers are checked by the batch, which knows its value_kind.
+            check_value(None, v)
+            if v < 0:
+                raise _err("non_negative", "a count cannot be negative")
+            return v
         return check_value(metric if metric in BASE_METRICS else None, v)
 
 
@@ -392,3 +438,39 @@ class StoreHealth(BaseModel):
     window_end: dt.date
     missing_days: list[dt.date]
     sources: list[SourceHealthOut]
+
+
+class CorrectionOut(BaseModel):
+    """A deletion of metric rows, as audited."""
+
+    id: str
+    store_id: str
+    reason: Literal["delete", "replace"]
+    start: dt.date
+    end: dt.date
+    metrics: list[str] | None = Field(description="None: every metric")
+    grain: list[str] | None = Field(
+        description="the level of detail deleted (its dimension names; [] the store level); "
+        "None: every level"
+    )
+    deleted: int = Field(description="rows deleted (0 when they were already gone)")
+    dates: list[dt.date] = Field(default_factory=list, description="days that lost rows")
+    user_id: str
+    import_job_id: str | None = None
+    created_at: datetime
+
+
+class MarketPoint(BaseModel):
+    date: dt.date
+    dimensions: dict[str, str | None] = Field(default_factory=dict)
+    values: dict[str, float | None]
+
+
+class MarketSeries(BaseModel):
+    """A market's (or a competitor's) figures, ratios derived from their parts when not posted."""
+
+    value_kinds: dict[str, str] = Field(
+        default_factory=dict, description="metric -> absolute | index (indices: change only)"
+    )
+    items: list[MarketPoint]
+    next_cursor: str | None = None

@@ -32,6 +32,7 @@ from services.ingest.schemas import (
     ApiKeyOut,
     BenchmarksIn,
     CompetitorMetricsIn,
+    CorrectionOut,
     ImportJobOut,
     ImportProblemOut,
     IngestResult,
@@ -48,6 +49,7 @@ from services.ingest.schemas import (
     UserCreate,
     UserOut,
 )
+from shared import grains
 from shared.auth import (
     DEFAULT_TENANT,
     Principal,
@@ -56,13 +58,21 @@ from shared.auth import (
 )
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
 from shared.events.chunking import chunk_rows
-from shared.events.common import MONEY_METRICS, SCORE_METRICS, IngestSource
+from shared.events.common import (
+    CHANNELS,
+    COUNT_METRICS,
+    DERIVED,
+    MONEY_METRICS,
+    SCORE_METRICS,
+    IngestSource,
+)
 from shared.events.ingest import (
     ApiKeyCreatedV1,
     ApiKeyRevokedV1,
     BenchmarkIngestedV1,
     BenchmarkRowV1,
     CompetitorMetricsIngestedV1,
+    MetricsDeletedV1,
     MetricsIngestedV1,
     StoreRegisteredV1,
     StoreUpdatedV1,
@@ -292,6 +302,7 @@ def _store_out(row: Any, secret: str | None = None) -> StoreOut:
         updated_at=row.updated_at,
         has_webhook_secret=row.webhook_secret is not None,
         webhook_secret=secret,
+        partition_dimensions=list(row.partition_dimensions or []),
     )
 
 
@@ -306,6 +317,7 @@ def _store_event(cls: type[StoreRegisteredV1] | type[StoreUpdatedV1], row: Any) 
         market=row.market,
         category=row.category,
         status=row.status,
+        partition_dimensions=list(row.partition_dimensions or []),
     )
 
 
@@ -554,6 +566,20 @@ async def ingest_metrics(
     )
 
 
+def _check_whole_counts(rows: Sequence[Any]) -> None:
+    errors = [
+        {
+            "loc": ["body", "rows", i, "value"],
+            "msg": "a count must be a whole number (post value_kind 'index' for an index "
+            "such as Sycm's 流量指数)",
+        }
+        for i, r in enumerate(rows)
+        if r.metric in COUNT_METRICS and r.value != int(r.value)
+    ]
+    if errors:
+        raise ValidationFailed(errors[:100])
+
+
 async def ingest_benchmarks(
     session: AsyncSession, principal: Principal, body: BenchmarksIn, *, source: str = "api"
 ) -> IngestResult:
@@ -561,6 +587,8 @@ async def ingest_benchmarks(
         raise Forbidden("A key scoped to some stores cannot post market benchmarks")
     # A market has no single timezone: refuse only what is in the future everywhere.
     _check_dates(body.rows, "Pacific/Kiritimati", 1)
+    if body.value_kind == "absolute":
+        _check_whole_counts(body.rows)
     keep = _dedupe(body.rows, [(r.date, r.metric) for r in body.rows])
     now = _now()
     records = [
@@ -616,6 +644,7 @@ async def ingest_competitor_metrics(
     if not competitor_id or len(competitor_id) > 64:
         raise BadRequest("competitor_id must be 1 to 64 characters")
     _check_dates(body.rows, store.timezone, 1)
+    _check_whole_counts(body.rows)
     dims_keys = [canonical_dimensions(r.dimensions) for r in body.rows]
     keep = _dedupe(
         body.rows, [(r.date, r.metric, k) for r, k in zip(body.rows, dims_keys, strict=True)]
@@ -664,6 +693,11 @@ DELIVERIES = Counter(
     "Deliveries of store data by source (api, import, webhook:<platform>) and outcome",
     ["source", "outcome"],
 )
+ROWS_DELETED = Counter(
+    "storeops_ingest_metric_rows_deleted_total",
+    "Metric rows deleted by corrections (delete) and re-imports (replace)",
+    ["reason"],
+)
 STALE_STORES = Gauge(
     "storeops_ingest_stale_stores", "Active stores with no delivery from any source in 36 h"
 )
@@ -690,26 +724,22 @@ async def record_delivery(
 
 # ---- reading series --------------------------------------------------------------------------
 
-# Derived metrics are ratios of sums over whatever is grouped, never averages of ratios.
-DERIVED: dict[str, tuple[str, str]] = {
-    "ctr": ("clicks", "impressions"),
-    "cvr": ("buyers", "visitors"),
-    "aov": ("gmv", "buyers"),
-    "add_to_cart_rate": ("add_to_cart", "visitors"),
-    "favorite_rate": ("favorites", "visitors"),
-    "refund_rate": ("refunds", "gmv"),
-    "roas": ("gmv", "ad_spend"),
-    "inquiry_cvr": ("inquiry_buyers", "inquiries"),
-}
 MAX_READ_DAYS = 731
+MAX_FILTER_VALUES = 50
+Filters = dict[str, list[str]]
 
 
-def _level_keys(level: str) -> set[str]:
-    return set(level.split(",")) if level else set()
-
-
-def _check_read(metrics: Sequence[str], start: date, end: date, group_by: Sequence[str]) -> None:
-    errors = []
+def _check_read(
+    metrics: Sequence[str],
+    start: date,
+    end: date,
+    group_by: Sequence[str],
+    filters: Filters | None = None,
+    reg: grains.Registry | None = None,
+) -> None:
+    reg = reg or grains.registry()
+    filters = filters or {}
+    errors: list[dict[str, Any]] = []
     if not metrics:
         errors.append({"loc": ["query", "metric"], "msg": "name at least one metric"})
     for m in metrics:
@@ -724,8 +754,25 @@ def _check_read(metrics: Sequence[str], start: date, end: date, group_by: Sequen
             errors.append({"loc": ["query", "group_by"], "msg": f"bad dimension name {k!r}"})
     if len(group_by) > 6:
         errors.append({"loc": ["query", "group_by"], "msg": "group by at most 6 dimensions"})
+    for k, values in filters.items():
+        if not values:
+            errors.append({"loc": ["query", k], "msg": "name at least one value"})
+        elif len(values) > MAX_FILTER_VALUES:
+            errors.append({"loc": ["query", k], "msg": f"at most {MAX_FILTER_VALUES} values"})
+    for param, msg in grains.read_problems(group_by, filters, reg):
+        errors.append({"loc": ["query", param], "msg": msg})
     if errors:
         raise ValidationFailed(errors)
+
+
+def _stored_filters(filters: Filters, reg: grains.Registry) -> Filters:
+    """Filters on stored keys: traffic_type=paid reads as channel in the paid channels."""
+    out = {k: list(v) for k, v in filters.items() if k != grains.TRAFFIC_TYPE}
+    if grains.TRAFFIC_TYPE in filters:
+        kinds = set(filters[grains.TRAFFIC_TYPE])
+        chans = [c for c in CHANNELS if reg.traffic_type(c) in kinds]
+        out["channel"] = [c for c in out.get("channel", chans) if c in chans]
+    return out
 
 
 async def _sums(
@@ -738,59 +785,83 @@ async def _sums(
     group_by: Sequence[str],
     *,
     by_store: bool,
+    filters: Filters | None = None,
+    regs: dict[str, grains.Registry] | None = None,
 ) -> dict[tuple[Any, ...], dict[str, float]]:
-    """(store?, date, *group values) -> base metric -> sum, each date read at the coarsest level
-    of detail that still carries the group_by dimensions, so totals and breakdowns sent side by
-    side are never added together."""
-    base: list[str] = []
-    for m in metrics:
-        for part in DERIVED.get(m, (m,)):
-            if part not in base:
-                base.append(part)
-    levels = await repo.metric_levels(session, tenant_id, store_ids, base, start, end)
+    """(store?, date, *group values) -> base metric -> value, each store-day-metric read on the
+    one grain shared/grains.py chooses for this read (the store-level row for a total when it
+    was sent, else the coarsest complete partitioning grain; never a slice), so rows of two
+    levels of detail are never added together and every service shows the same number."""
+    base = grains.base_metrics(metrics)
+    default = grains.registry()
+    regs = regs or {}
+    filters = filters or {}
+    need = grains.needed_keys(group_by, filters)
+    stored_group = ["channel" if k == grains.TRAFFIC_TYPE else k for k in group_by]
+    # The grain of each store-day-metric is chosen from the grains present that day (before
+    # any filter), exactly as grains.aggregate does.
+    present: dict[tuple[Any, ...], set[grains.Grain]] = {}
+    for sid, day, m, level in await repo.metric_levels_by_day(
+        session, tenant_id, store_ids, base, start, end
+    ):
+        present.setdefault((sid, day, m), set()).add(grains.grain_from_text(level))
+    chosen: dict[tuple[Any, ...], grains.Grain] = {}
+    for (sid, day, m), gs in present.items():
+        g = regs.get(sid, default).choose(gs, need)
+        if g is not None:
+            head = (sid, day) if by_store else (day,)
+            chosen[(*head, m)] = g
     out: dict[tuple[Any, ...], dict[str, float]] = {}
-    need = set(group_by)
+    counts: dict[tuple[Any, ...], dict[str, int]] = {}
+    head_n = 2 if by_store else 1
+    stored_filters = _stored_filters(filters, default)
     for m in base:
-        candidates = sorted(
-            (lv for lv in levels.get(m, ()) if need <= _level_keys(lv)),
-            key=lambda lv: (len(_level_keys(lv)), lv),
-        )
-        if not candidates:
-            continue
-        chosen: dict[tuple[Any, ...], str] = {}  # (store?, date) -> level used
-        for level in candidates:
+        for g in sorted({g for k, g in chosen.items() if k[-1] == m}, key=default.rank):
             rows = await repo.aggregate_metric(
                 session,
                 tenant_id,
                 store_ids,
                 m,
-                level,
-                group_by,
+                grains.grain_text(g),
+                stored_group,
                 start,
                 end,
                 average=m in SCORE_METRICS,
                 by_store=by_store,
+                filters=stored_filters,
             )
             for r in rows:
-                head = tuple(r[: 2 if by_store else 1])
-                if chosen.setdefault(head, level) != level:
-                    continue  # a coarser level already covers this day
-                key = tuple(r[: (2 if by_store else 1) + len(group_by)])
-                # Sums of binary floats: drop the noise below a millionth (52536.98, not ...001).
-                out.setdefault(key, {})[m] = round(float(r.v), 6)
+                head = tuple(r[:head_n])
+                if chosen.get((*head, m)) != g:
+                    continue  # another grain gives this store-day
+                reg = regs.get(head[0], default) if by_store else next(iter(regs.values()), default)
+                vals = list(r[head_n : head_n + len(group_by)])
+                for i, k in enumerate(group_by):
+                    if k == grains.TRAFFIC_TYPE and vals[i] is not None:
+                        vals[i] = reg.traffic_type(vals[i])
+                key = (*head, *vals)
+                acc = out.setdefault(key, {})
+                n = counts.setdefault(key, {})
+                v, c = float(r.v), int(r.n)
+                if m in SCORE_METRICS:  # averages: weighted by their row counts when merged
+                    prev = n.get(m, 0)
+                    acc[m] = (acc.get(m, 0.0) * prev + v * c) / (prev + c)
+                    n[m] = prev + c
+                else:
+                    acc[m] = acc.get(m, 0.0) + v
+    for acc in out.values():
+        for m, v in acc.items():
+            # Sums of binary floats: drop the noise below a millionth (52536.98, not ...001).
+            acc[m] = round(v, 6)
     return out
 
 
 def _with_derived(sums: dict[str, float], metrics: Sequence[str]) -> dict[str, float | None]:
-    values: dict[str, float | None] = {}
-    for m in metrics:
-        if m in DERIVED:
-            num, den = DERIVED[m]
-            d = sums.get(den)
-            values[m] = sums.get(num, 0.0) / d if d else None
-        else:
-            values[m] = sums.get(m)
-    return values
+    return grains.with_derived(sums, metrics)
+
+
+def store_registry(row: Any) -> grains.Registry:
+    return grains.registry().for_store(getattr(row, "partition_dimensions", None) or ())
 
 
 async def read_series(
@@ -802,12 +873,29 @@ async def read_series(
     start: date,
     end: date,
     group_by: Sequence[str],
+    filters: Filters | None = None,
 ) -> list[dict[str, Any]]:
-    await _visible_store(session, principal, store_id)
-    _check_read(metrics, start, end, group_by)
+    store = await _visible_store(session, principal, store_id)
+    reg = store_registry(store)
+    _check_read(metrics, start, end, group_by, filters, reg)
     sums = await _sums(
-        session, principal.tenant_id, [store_id], metrics, start, end, group_by, by_store=False
+        session,
+        principal.tenant_id,
+        [store_id],
+        metrics,
+        start,
+        end,
+        group_by,
+        by_store=False,
+        filters=filters,
+        regs={store_id: reg},
     )
+    return _points(sums, metrics, group_by)
+
+
+def _points(
+    sums: dict[tuple[Any, ...], dict[str, float]], metrics: Sequence[str], group_by: Sequence[str]
+) -> list[dict[str, Any]]:
     out = []
     for key in sorted(sums, key=lambda k: tuple("" if v is None else str(v) for v in k)):
         out.append(
@@ -818,6 +906,238 @@ async def read_series(
             }
         )
     return out
+
+
+# ---- corrections ------------------------------------------------------------------------------
+
+MAX_DELETE_DAYS = 3660
+
+
+def parse_grain(text: str | None) -> grains.Grain | None:
+    """`grain` of a deletion: None every level; "store" (or "") the store level; else the
+    dimension names, comma-separated, in any order."""
+    if text is None:
+        return None
+    text = text.strip()
+    if text in ("", "store"):
+        return ()
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in keys if not DIMENSION_KEY.match(k)]
+    if bad:
+        raise ValidationFailed(
+            [{"loc": ["query", "grain"], "msg": f"bad dimension name {bad[0]!r}"}]
+        )
+    return tuple(sorted(set(keys)))
+
+
+async def _stage_deletion(
+    session: AsyncSession,
+    principal: Principal,
+    store_id: str,
+    *,
+    reason: str,
+    start: date,
+    end: date,
+    metrics: Sequence[str] | None,
+    grain: grains.Grain | None,
+    deleted: Sequence[Any],
+    import_job_id: str | None = None,
+) -> dict[str, Any]:
+    """Audit a deletion and stage its events (the deleted identities, chunked)."""
+    cid = uuid.uuid4()
+    now = _now()
+    record = {
+        "id": str(cid),
+        "tenant_id": principal.tenant_id,
+        "store_id": store_id,
+        "user_id": principal.user_id,
+        "key_id": principal.key_id,
+        "reason": reason,
+        "start": start,
+        "end": end,
+        "metrics": None if metrics is None else list(metrics),
+        "grain": None if grain is None else list(grain),
+        "import_job_id": import_job_id,
+        "deleted": len(deleted),
+        "created_at": now,
+    }
+    await repo.insert_correction(session, record)
+    if deleted:
+        keys = [{"date": d, "metric": m, "dimensions": dims or {}} for d, m, dims in deleted]
+        chunks = chunk_rows(keys)
+        batch = uuid.uuid4()
+        for i, part in enumerate(chunks):
+            await stage(
+                session,
+                MetricsDeletedV1(
+                    tenant_id=principal.tenant_id,
+                    store_id=store_id,
+                    batch_id=batch,
+                    chunk=i,
+                    chunks=len(chunks),
+                    correction_id=cid,
+                    reason=reason,
+                    deleted=len(deleted),
+                    rows=part,
+                ),
+            )
+    ROWS_DELETED.labels(reason=reason).inc(len(deleted))
+    return {**record, "dates": sorted({r[0] for r in deleted})}
+
+
+async def delete_metrics(
+    session: AsyncSession,
+    principal: Principal,
+    store_id: str,
+    *,
+    start: date,
+    end: date,
+    metrics: Sequence[str],
+    grain: str | None,
+) -> CorrectionOut:
+    """Delete a store's rows by date range, metric(s) and level of detail; audited, published
+    (diagnosis deletes its copy and redoes those days) and idempotent: a repeat deletes 0."""
+    await _visible_store(session, principal, store_id)
+    principal.require("operator")
+    errors: list[dict[str, Any]] = []
+    if end < start:
+        errors.append({"loc": ["query", "end"], "msg": "end is before start"})
+    elif (end - start).days >= MAX_DELETE_DAYS:
+        errors.append({"loc": ["query", "end"], "msg": f"at most {MAX_DELETE_DAYS} days at once"})
+    for m in metrics:
+        if m in DERIVED:
+            errors.append(
+                {
+                    "loc": ["query", "metric"],
+                    "msg": f"{m} is derived ({'/'.join(DERIVED[m])}): delete its parts",
+                }
+            )
+        elif m not in BASE_READABLE and not m.startswith("custom."):
+            errors.append({"loc": ["query", "metric"], "msg": f"unknown metric {m!r}"})
+    if errors:
+        raise ValidationFailed(errors)
+    g = parse_grain(grain)
+    deleted = await repo.delete_metric_rows(
+        session,
+        principal.tenant_id,
+        store_id,
+        start,
+        end,
+        list(metrics) or None,
+        None if g is None else grains.grain_text(g),
+    )
+    out = await _stage_deletion(
+        session,
+        principal,
+        store_id,
+        reason="delete",
+        start=start,
+        end=end,
+        metrics=list(metrics) or None,
+        grain=g,
+        deleted=deleted,
+    )
+    return CorrectionOut(**out)
+
+
+async def list_corrections(
+    session: AsyncSession, principal: Principal, store_id: str, limit: int = 100
+) -> list[CorrectionOut]:
+    await _visible_store(session, principal, store_id)
+    rows = await repo.list_corrections(session, principal.tenant_id, store_id, limit)
+    return [CorrectionOut(**r._mapping) for r in rows]
+
+
+# ---- market and competitors, read back --------------------------------------------------------
+
+
+def _market_points(
+    rows: Sequence[Any],
+    metrics: Sequence[str],
+    group_by: Sequence[str],
+    filters: Filters,
+    reg: grains.Registry,
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Rows (date, metric, dimensions, value, value_kind) by the grain rules; each point's
+    ratios derived from its parts when not posted."""
+    kinds = {r.metric: r.value_kind for r in rows}
+    sums = grains.aggregate(
+        (
+            {"date": r.date, "metric": r.metric, "value": r.value, "dimensions": r.dimensions}
+            for r in rows
+        ),
+        group_by=group_by,
+        filters=filters,
+        reg=reg,
+    )
+    by_point: dict[tuple[Any, ...], dict[str, float]] = {}
+    for (d, m, *vals), v in sums.items():
+        by_point.setdefault((d, *vals), {})[m] = v
+    out = []
+    for key in sorted(by_point, key=lambda k: tuple("" if v is None else str(v) for v in k)):
+        values = grains.market_values(by_point[key], kinds)
+        out.append(
+            {
+                "date": key[0],
+                "dimensions": dict(zip(group_by, key[1:], strict=True)),
+                "values": {m: values.get(m) for m in metrics},
+            }
+        )
+    return out, {m: k for m, k in kinds.items()}
+
+
+async def read_benchmarks(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    market: str,
+    category: str,
+    metrics: Sequence[str],
+    start: date,
+    end: date,
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    _check_read(metrics, start, end, [])
+    rows = await repo.benchmark_rows(
+        session,
+        principal.tenant_id,
+        market,
+        category,
+        grains.base_metrics(metrics) + list(metrics),
+        start,
+        end,
+    )
+    return _market_points(rows, metrics, [], {}, grains.registry())
+
+
+async def read_competitor_metrics(
+    session: AsyncSession,
+    principal: Principal,
+    store_id: str,
+    competitor_id: str,
+    *,
+    metrics: Sequence[str],
+    start: date,
+    end: date,
+    group_by: Sequence[str],
+    filters: Filters,
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    store = await _visible_store(session, principal, store_id)
+    reg = store_registry(store)
+    _check_read(metrics, start, end, group_by, filters, reg)
+    rows = await repo.competitor_rows(
+        session,
+        principal.tenant_id,
+        store_id,
+        competitor_id,
+        grains.base_metrics(metrics) + list(metrics),
+        start,
+        end,
+    )
+    if not rows and not await repo.competitor_exists(
+        session, principal.tenant_id, store_id, competitor_id
+    ):
+        raise NotFound(f"Competitor {competitor_id!r} of store {store_id!r} not found")
+    return _market_points(rows, metrics, group_by, _stored_filters(filters, reg), reg)
 
 
 async def ingest_fx_rates(
@@ -864,7 +1184,15 @@ async def read_rollup(
         s.id: s for s in await repo.stores_of(session, principal.tenant_id, principal.store_ids)
     }
     sums = await _sums(
-        session, principal.tenant_id, list(stores), metrics, start, end, [], by_store=True
+        session,
+        principal.tenant_id,
+        list(stores),
+        metrics,
+        start,
+        end,
+        [],
+        by_store=True,
+        regs={sid: store_registry(s) for sid, s in stores.items()},
     )
     rates: dict[str, list[tuple[date, float]]] = {}
     for d, base, value in await repo.fx_rates(session, principal.tenant_id, target, end):

@@ -90,16 +90,19 @@ RAW_METRICS: tuple[str, ...] = (
     "dsr_service",
     "dsr_logistics",
 )
-DERIVED_METRICS: tuple[str, ...] = (
-    "ctr",
-    "cvr",
-    "aov",
-    "add_to_cart_rate",
-    "favorite_rate",
-    "refund_rate",
-    "roas",
-    "inquiry_cvr",
-)
+# The one list of derived metrics and their formulas: numerator / denominator, each a sum over
+# whatever is grouped (a ratio of sums, never an average of ratios). shared/grains.py reads them.
+DERIVED: dict[str, tuple[str, str]] = {
+    "ctr": ("clicks", "impressions"),
+    "cvr": ("buyers", "visitors"),
+    "aov": ("gmv", "buyers"),
+    "add_to_cart_rate": ("add_to_cart", "visitors"),
+    "favorite_rate": ("favorites", "visitors"),
+    "refund_rate": ("refunds", "gmv"),
+    "roas": ("gmv", "ad_spend"),
+    "inquiry_cvr": ("inquiry_buyers", "inquiries"),
+}
+DERIVED_METRICS: tuple[str, ...] = tuple(DERIVED)
 KNOWN_METRICS: frozenset[str] = frozenset(RAW_METRICS + DERIVED_METRICS)
 MONEY_METRICS: frozenset[str] = frozenset({"gmv", "refunds", "ad_spend"})
 SCORE_METRICS: frozenset[str] = frozenset({"dsr_description", "dsr_service", "dsr_logistics"})
@@ -121,6 +124,11 @@ MetricName = Annotated[
     str,
     StringConstraints(pattern=r"^(custom\.)?[a-z][a-z0-9_.]*$", max_length=80),
     Field(description="metric name, e.g. visitors, gmv, ctr, or custom.<name> for a tenant's own"),
+]
+DimensionName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$"),
+    Field(description="a dimension's name, e.g. channel"),
 ]
 Dimensions = Annotated[
     dict[str, str],

@@ -19,6 +19,7 @@ from shared.events.common import (
     Count,
     CountryCode,
     CurrencyCode,
+    DimensionName,
     Dimensions,
     EventPart,
     ExternalId,
@@ -46,6 +47,14 @@ class MetricRowV1(EventPart):
     date: dt.date = Field(description="the store's local calendar date")
     metric: MetricName
     value: FiniteFloat
+    dimensions: Dimensions
+
+
+class MetricKeyV1(EventPart):
+    """A metric row's identity (store, date, metric, dimensions), without its value."""
+
+    date: dt.date = Field(description="the store's local calendar date")
+    metric: MetricName
     dimensions: Dimensions
 
 
@@ -211,6 +220,9 @@ class _StoreState(Event):
     market: CountryCode
     category: NonEmptyStr
     status: StoreStatus = "active"
+    # The store's own dimensions that partition its total, beside the registry's
+    # (shared/dimensions.toml); optional, so adding it kept version 1.
+    partition_dimensions: list[DimensionName] = Field(default_factory=list, max_length=6)
 
 
 class StoreRegisteredV1(_StoreState):
@@ -401,5 +413,42 @@ class CompetitorMetricsIngestedV1(_Chunked):
                 MetricRowV1(
                     date=day, metric="visitors", value=9040, dimensions={"channel": "paid_search"}
                 ),
+            ],
+        )
+
+
+class MetricsDeletedV1(_Chunked):
+    """Metric rows of a store were deleted: a correction by an operator (DELETE
+    /v1/stores/{id}/metrics) or a file re-imported with mode=replace. `rows` holds this chunk's
+    deleted identities; a consumer deletes the same rows of its copy and redoes those days."""
+
+    TYPE: ClassVar[str] = "ingest.metrics_deleted"
+    VERSION: ClassVar[int] = 1
+    type: Literal["ingest.metrics_deleted"] = "ingest.metrics_deleted"
+    version: Literal[1] = 1
+
+    store_id: StoreId
+    correction_id: uuid.UUID
+    reason: Literal["delete", "replace"]
+    deleted: Count = Field(description="rows the whole correction deleted")
+    rows: list[MetricKeyV1]
+
+    @classmethod
+    def example(cls) -> Self:
+        day = ex.EXAMPLE_METRICS_DATE
+        return cls(
+            event_id=ex.example_event_id(40),
+            occurred_at=ex.example_time(4, 7, 0),
+            tenant_id=ex.EXAMPLE_TENANT,
+            store_id=ex.EXAMPLE_STORE,
+            batch_id=ex.EXAMPLE_METRICS_BATCH_ID,
+            correction_id=ex.example_event_id(41),
+            reason="delete",
+            deleted=2,
+            chunk=0,
+            chunks=1,
+            rows=[
+                MetricKeyV1(date=day, metric="visitors", dimensions={"copy_id": "c-1"}),
+                MetricKeyV1(date=day, metric="visitors", dimensions={"landing_page": "/promo"}),
             ],
         )

@@ -42,19 +42,13 @@ from services.diagnosis.engine.findings import RULES, Finding, Rule, evaluate_ru
 from services.diagnosis.engine.market import compare, kpi
 from services.diagnosis.engine.rootcause import RootCause, leaves_from_codes, localize
 from services.diagnosis.engine.summary import LOCALES, SummaryFacts, SummaryLocale, summarize
-from shared.events.common import Baseline
+from shared.events.common import DERIVED, Baseline
+from shared.events.common import SCORE_METRICS as _SCORES
 from shared.events.diagnosis import KpiV1
+from shared.grains import Grain, Registry, grain_of, registry
 
-PAID_CHANNELS = frozenset({"paid_search", "paid_display"})
-# derived metric -> (numerator, denominator), as in DESIGN.md
-RATIOS: dict[str, tuple[str, str]] = {
-    "ctr": ("clicks", "impressions"),
-    "cvr": ("buyers", "visitors"),
-    "aov": ("gmv", "buyers"),
-    "inquiry_cvr": ("inquiry_buyers", "inquiries"),
-    "refund_rate": ("refunds", "gmv"),
-    "add_to_cart_rate": ("add_to_cart", "visitors"),
-}
+PAID_CHANNELS = registry().paid_channels
+RATIOS = DERIVED  # derived metric -> (numerator, denominator): shared/events/common.py
 KPI_METRICS = ("gmv", "visitors", "buyers", "cvr", "aov", "ctr", "inquiry_cvr", "refund_rate")
 # The store's move (net of the market) below which no root cause is looked for.
 MIN_MOVE_FOR_CAUSES = 0.03
@@ -71,6 +65,7 @@ SCOPE_METRICS = (
     "inquiry_cvr",
 )
 SCORE_METRICS = ("dsr_description", "dsr_service", "dsr_logistics")
+assert set(SCORE_METRICS) == _SCORES
 
 Series = dict[date, dict[str, float]]  # date -> metric -> value
 
@@ -94,6 +89,7 @@ class StoreDay:
 
     rules: Sequence[Rule] = RULES  # the finding rules; a deployment may pass its own table
     columns: SeriesColumns | None = None  # instead of rows
+    partition_dimensions: Sequence[str] = ()  # the store's own, beside the registry's
 
     def __post_init__(self) -> None:
         if self.columns is not None and self.rows:
@@ -130,37 +126,96 @@ class Report:
     context: bool  # the day is inside a campaign window or a holiday
 
 
-def _aggregate(frame: Frame) -> tuple[dict[str, Series], Series]:
-    """scope -> date -> metric -> sum; store-level (dimensions {}) rows go to the scores.
+@dataclass
+class _Grains:
+    """The grain (sorted dimension keys) of each distinct dimensions of a frame, and which of
+    them are the leaves of a root cause (the finest purely partitioning grain)."""
 
-    Rows are summed per (channel, date, metric) first (in row order, with numpy), then rolled
-    up into the scopes in the order the groups first appear."""
-    total_key = np.array([not dm for dm in frame.dims], dtype=bool)
-    is_total = total_key[frame.key_id]
+    reg: Registry
+    table: list[Grain]
+    of_key: npt.NDArray[np.int64]  # grain id per distinct dimensions
+    countable: npt.NDArray[np.bool_]  # per grain: the store level or purely partitioning
+    leaf: int  # grain id of the leaves, -1 when no partitioning grain exists
+
+    @classmethod
+    def of(cls, frame: Frame, reg: Registry) -> _Grains:
+        index: dict[Grain, int] = {}
+        of_key = np.fromiter(
+            (index.setdefault(grain_of(dm), len(index)) for dm in frame.dims),
+            dtype=np.int64,
+            count=len(frame.dims),
+        )
+        table = list(index)
+        countable = np.array([reg.admissible(g, ()) for g in table], dtype=bool)
+        finest = reg.finest_partition(table)
+        return cls(reg, table, of_key, countable, -1 if finest is None else index[finest])
+
+
+def _last_rows(frame: Frame) -> npt.NDArray[np.int64]:
+    """Row indices with each (date, metric, dimensions) once, its last occurrence, in row
+    order (a repeated row is read as its last occurrence, as a mapping update keeps it)."""
+    n_d, n_m = len(frame.dates), len(frame.metrics)
+    code = (frame.key_id * n_d + frame.date_id) * n_m + frame.metric_id
+    n = len(code)
+    _, last_rev = np.unique(code[::-1], return_index=True)
+    if len(last_rev) == n:
+        return np.arange(n, dtype=np.int64)
+    return np.sort(n - 1 - last_rev)
+
+
+def _aggregate(frame: Frame, gr: _Grains) -> tuple[dict[str, Series], Series]:
+    """scope -> date -> metric -> value, and the scores (DSR ratings) of the store.
+
+    Each date-metric is read on the one grain shared/grains.py chooses: "all" on the grain of
+    a store total (the store-level row when it was sent, else the coarsest partitioning grain;
+    never a slice), each channel (and free / paid) on the coarsest grain that carries channel.
+    Counts and amounts are summed, scores averaged."""
     dates, metrics, values = frame.dates, frame.metrics, frame.values
-    scores: Series = defaultdict(dict)
-    totals = np.flatnonzero(is_total)
-    for d, m, v in zip(
-        frame.date_id[totals].tolist(),
-        frame.metric_id[totals].tolist(),
-        values[totals].tolist(),
-        strict=True,
-    ):
-        scores[dates[d]][metrics[m]] = float(v)
-    ch_names, ch_codes = codes_of([dm.get("channel", "other") for dm in frame.dims])
-    rows = np.flatnonzero(~is_total)
-    n_d, n_m = len(dates), len(metrics)
-    group = (
-        np.asarray(ch_codes, dtype=np.int64)[frame.key_id[rows]] * n_d + frame.date_id[rows]
-    ) * n_m + frame.metric_id[rows]
-    uniq, first, inv = np.unique(group, return_index=True, return_inverse=True)
-    sums = np.bincount(inv.ravel(), weights=values[rows], minlength=len(uniq))
+    n_d, n_m, n_g = len(dates), len(metrics), len(gr.table)
+    rows = _last_rows(frame)
+    gid = gr.of_key[frame.key_id[rows]]
+    dm = frame.date_id[rows] * n_m + frame.metric_id[rows]
+    present: dict[int, set[Grain]] = defaultdict(set)
+    for code in distinct(dm * n_g + gid).tolist():
+        present[code // n_g].add(gr.table[code % n_g])
+    index = {g: i for i, g in enumerate(gr.table)}
+    pick_all = np.full(n_d * n_m, -1, dtype=np.int64)
+    pick_ch = np.full(n_d * n_m, -1, dtype=np.int64)
+    for code, gs in present.items():
+        g = gr.reg.choose(gs)
+        if g is not None:
+            pick_all[code] = index[g]
+        g = gr.reg.choose(gs, ("channel",))
+        if g is not None:
+            pick_ch[code] = index[g]
+    is_score = np.array([m in SCORE_METRICS for m in metrics], dtype=bool)
     by_scope: dict[str, Series] = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
-    for j in np.argsort(first, kind="stable").tolist():
-        ch_d, m = divmod(int(uniq[j]), n_m)
-        c, d = divmod(ch_d, n_d)
-        ch, day, metric, v = ch_names[c], dates[d], metrics[m], float(sums[j])
-        for scope in ("all", ch, "paid" if ch in PAID_CHANNELS else "free"):
+    scores: Series = defaultdict(dict)
+
+    def sums(sel: npt.NDArray[np.int64], group: npt.NDArray[np.int64]) -> Any:
+        codes = (group * n_d + frame.date_id[sel]) * n_m + frame.metric_id[sel]
+        uniq, first, inv = np.unique(codes, return_index=True, return_inverse=True)
+        tot = np.bincount(inv.ravel(), weights=values[sel], minlength=len(uniq))
+        cnt = np.bincount(inv.ravel(), minlength=len(uniq))
+        for j in np.argsort(first, kind="stable").tolist():
+            g_d, m = divmod(int(uniq[j]), n_m)
+            g, d = divmod(g_d, n_d)
+            v = float(tot[j] / cnt[j]) if is_score[m] else float(tot[j])
+            yield g, dates[d], metrics[m], v
+
+    sel = rows[gid == pick_all[dm]]
+    for _, day, metric, v in sums(sel, np.zeros(len(sel), dtype=np.int64)):
+        if metric in SCORE_METRICS:
+            scores[day][metric] = v
+        else:
+            by_scope["all"][day][metric] += v
+    sel = rows[gid == pick_ch[dm]]
+    ch_names, ch_codes = codes_of([d.get("channel", "") for d in frame.dims])
+    for c, day, metric, v in sums(sel, np.asarray(ch_codes, dtype=np.int64)[frame.key_id[sel]]):
+        if metric in SCORE_METRICS:
+            continue
+        ch = ch_names[c]
+        for scope in (ch, gr.reg.traffic_type(ch)):
             by_scope[scope][day][metric] += v
     return by_scope, scores
 
@@ -216,15 +271,19 @@ def diagnose_store_day(sd: StoreDay) -> Report:
         return frame.metrics[m], frame.key(k)
 
     history = [day - timedelta(days=i) for i in range(1, 29)]
+    gr = _Grains.of(frame, registry().for_store(sd.partition_dimensions))
+    # A slice that stops (a copy paused, a product sold out) is no missing data: completeness
+    # is judged on the store level and the partitioning grains only.
+    counted = np.flatnonzero(gr.countable[gr.of_key[frame.key_id]])
     comp = assess_completeness_codes(
         day,
         frame.dates,
-        frame.date_id,
-        frame.metric_id * n_keys + frame.key_id,
+        frame.date_id[counted],
+        (frame.metric_id * n_keys + frame.key_id)[counted],
         key_of,
         history=history,
     )
-    by_scope, scores = _aggregate(frame)
+    by_scope, scores = _aggregate(frame, gr)
     all_ = by_scope.get("all", {})
     today = _with_ratios(all_.get(day, {}))
     bench = {d: dict(v) for d, v in sd.benchmark.items()}
@@ -368,7 +427,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
                 verdicts[metric] = "no_change"
                 continue
             if table is None:
-                table = _LeafTable.of(frame, sd, {"gmv", *RATIOS["cvr"]})
+                table = _LeafTable.of(frame, sd, {"gmv", *RATIOS["cvr"]}, gr)
             res = _leaf_rca(sd, metric, ratio, table)
             if res is not None:
                 verdicts[metric] = res[0]
@@ -465,10 +524,16 @@ class _LeafTable:
     _plain: bool = True  # every leaf has every name, as a str: the leaves' keys are distinct
 
     @classmethod
-    def of(cls, frame: Frame, sd: StoreDay, metrics: Collection[str]) -> _LeafTable:
+    def of(
+        cls, frame: Frame, sd: StoreDay, metrics: Collection[str], gr: _Grains | None = None
+    ) -> _LeafTable:
+        if gr is None:
+            gr = _Grains.of(frame, registry().for_store(sd.partition_dimensions))
         # The baseline's days are the same for every leaf: computed once.
         wanted = baseline_dates(sd.day, sd.baseline, phases=sd.phases, exclude=sd.context)
-        is_leaf = np.array([bool(dm) for dm in frame.dims], dtype=bool)
+        # The leaves are the rows of one grain, the finest that partitions the store: rows of
+        # coarser grains are their sums, and slices are no part of the store's total.
+        is_leaf = gr.of_key == gr.leaf
         leaf_of_key = np.cumsum(is_leaf) - 1
         n = int(is_leaf.sum())
         leaf = np.where(is_leaf, leaf_of_key, -1)[frame.key_id]
@@ -494,8 +559,8 @@ class _LeafTable:
                     lr = leaf[rows]
                 val[lr] = frame.values[rows]
                 has[lr] = True
-        names = sorted(set().union(*frame.dims))
-        leaf_dims = [dm for dm in frame.dims if dm]
+        leaf_dims = [dm for dm, ok in zip(frame.dims, is_leaf.tolist(), strict=True) if ok]
+        names = sorted(set().union(*leaf_dims)) if leaf_dims else []
         return cls(sd.day, sd.baseline, names, wanted, leaf_dims, slots, frame.canonical)
 
     def get(self, d: date, m: str) -> _Column:

@@ -219,19 +219,34 @@ def test_a_repeated_row_counts_as_its_last_occurrence_in_the_leaves() -> None:
     assert base.tolist() == [9.0, 0.0] and has_base.tolist() == [True, False]
 
 
-def test_a_leaf_repeated_under_another_spelling_is_refused() -> None:
+def test_rows_of_two_grains_are_never_leaves_together() -> None:
+    """{channel} and {channel, device} are two levels of detail: the leaves of a root cause are
+    the finest partitioning grain's rows only, and the store total is the coarser grain's sum
+    (once), however the columns are ordered."""
     day = date(2026, 3, 10)
     rows = []
     for k in (0, 7):
-        for dims in ({"channel": "a"}, {"channel": "a", "device": ""}, {"channel": "b"}):
-            v = 100.0 if k == 0 and dims.get("channel") == "a" else 10.0
+        for dims in (
+            {"channel": "a"},
+            {"channel": "b"},
+            {"channel": "a", "device": "mobile"},
+            {"channel": "a", "device": "pc"},
+            {"channel": "b", "device": "mobile"},
+        ):
+            v = 10.0 if len(dims) == 2 else 20.0
+            if k == 0 and dims.get("channel") == "a":
+                v *= 5
             rows.append(
                 {"date": day - timedelta(days=k), "metric": "gmv", "value": v, "dimensions": dims}
             )
-    with pytest.raises(InputError, match=r"duplicate leaf \{'channel': 'a', 'device': ''\}"):
-        diagnose_store_day(StoreDay(day=day, rows=rows))
-    with pytest.raises(InputError, match="duplicate leaf"):
-        diagnose_store_day(StoreDay(day=day, columns=scrambled(rows)))
+    for sd in (StoreDay(day=day, rows=rows), StoreDay(day=day, columns=scrambled(rows))):
+        report = diagnose_store_day(sd)
+        gmv = next(k for k in report.kpis if k.metric == "gmv")
+        assert gmv.value == 120.0 and gmv.baseline == 40.0  # the {channel} grain, summed once
+        assert report.root_causes, "channel a moved"
+        for _, cause in report.root_causes:
+            assert cause.element == {"channel": "a"}
+            assert cause.real == 100.0  # two {channel, device} leaves of 50, not 100 + 50 + 50
 
 
 def test_bad_columns_are_refused() -> None:
