@@ -612,7 +612,8 @@ def _good_rows(
             )
             continue
         good.append(row)
-    return good, errs, warns
+    # A bad dimension fails every row of its line alike: say it once.
+    return good, list(dict.fromkeys(errs)), warns
 
 
 class ImportRow(NamedTuple):
