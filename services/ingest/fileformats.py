@@ -137,7 +137,8 @@ class Mapping:
             metric_col=d["metric_col"],
             value_col=d["value_col"],
             metric_cols={k: (v[0], v[1]) for k, v in d["metric_cols"].items()},
-            dim_cols={k: (v[0], v[1], v[2]) for k, v in d["dim_cols"].items()},
+            # folded again: jobs queued before values were folded keep matching (idempotent)
+            dim_cols={k: (v[0], folded_values(v[1]), v[2]) for k, v in d["dim_cols"].items()},
             constants=d["constants"],
             ignored=d["ignored"],
             warnings=d["warnings"],
