@@ -22,7 +22,8 @@ from typing import IO, Any, NamedTuple
 
 import yaml
 
-from shared.events.common import DERIVED_METRICS, RAW_METRICS
+from services.ingest.linemaps import LineSums, folded_list, folded_values, map_cell
+from shared.events.common import DERIVED_METRICS, RAW_METRICS, SCORE_METRICS
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 KNOWN_DIMENSIONS = ("channel", "device", "region", "category", "product_id", "copy_id", "campaign")
@@ -51,6 +52,13 @@ class Preset:
     metrics: dict[str, dict[str, str]]
     ignore: frozenset[str]
     sample: str
+    # Lines landing on one identity after the value tables are summed (linemaps.LineSums).
+    sum_lines: bool = False
+    # Columns that mean the file is another export: refused with the message (e.g. "use X").
+    refuse: dict[str, str] = field(default_factory=dict)
+    # Columns not imported that still tell lines apart (a referrer's name under its source):
+    # lines differing there are summed, not taken for a repeat of one line.
+    details: tuple[str, ...] = ()
 
 
 @lru_cache(maxsize=1)
@@ -62,6 +70,9 @@ def presets() -> dict[str, Preset]:
             col: (spec if isinstance(spec, dict) else {"name": spec})
             for col, spec in (raw.get("dimensions") or {}).items()
         }
+        sum_lines = bool(raw.get("sum_lines", False))
+        if sum_lines and any(s["metric"] in SCORE_METRICS for s in raw["metrics"].values()):
+            raise ValueError(f"preset {raw['name']}: scores do not add up, so no sum_lines")
         out[raw["name"]] = Preset(
             name=raw["name"],
             description=" ".join(raw["description"].split()),
@@ -74,6 +85,9 @@ def presets() -> dict[str, Preset]:
             metrics=dict(raw["metrics"]),
             ignore=frozenset(raw.get("ignore") or ()),
             sample=raw.get("sample", ""),
+            sum_lines=sum_lines,
+            refuse=dict(raw.get("refuse") or {}),
+            details=tuple(raw.get("details") or ()),
         )
     return out
 
@@ -92,6 +106,10 @@ class Mapping:
     constants: dict[str, str] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # column -> {totals, subtotals, unknown} (linemaps.map_cell); values in dim_cols are folded
+    dim_rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sum_lines: bool = False
+    detail_cols: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,6 +123,9 @@ class Mapping:
             "constants": self.constants,
             "ignored": self.ignored,
             "warnings": self.warnings,
+            "dim_rules": self.dim_rules,
+            "sum_lines": self.sum_lines,
+            "detail_cols": self.detail_cols,
         }
 
     @classmethod
@@ -116,10 +137,15 @@ class Mapping:
             metric_col=d["metric_col"],
             value_col=d["value_col"],
             metric_cols={k: (v[0], v[1]) for k, v in d["metric_cols"].items()},
-            dim_cols={k: (v[0], v[1], v[2]) for k, v in d["dim_cols"].items()},
+            # folded again: jobs queued before values were folded keep matching (idempotent)
+            dim_cols={k: (v[0], folded_values(v[1]), v[2]) for k, v in d["dim_cols"].items()},
             constants=d["constants"],
             ignored=d["ignored"],
             warnings=d["warnings"],
+            # jobs queued before these keys existed read as before
+            dim_rules=d.get("dim_rules", {}),
+            sum_lines=d.get("sum_lines", False),
+            detail_cols=d.get("detail_cols", []),
         )
 
 
@@ -157,16 +183,30 @@ def resolve_mapping(
             date_col=p.date_column,
             date_formats=p.date_formats,
             constants=dict(p.constants),
+            sum_lines=p.sum_lines,
         )
         for c in cols:
             if c == p.date_column:
                 continue
-            if c in p.metrics:
+            if c in p.refuse:
+                problems.append((c, p.refuse[c]))
+            elif c in p.metrics:
                 spec = p.metrics[c]
                 m.metric_cols[c] = (spec["metric"], spec.get("transform"))
             elif c in p.dimensions:
                 dspec = p.dimensions[c]
-                m.dim_cols[c] = (dspec["name"], dspec.get("values"), dspec.get("default"))
+                values = folded_values(dspec.get("values"))
+                m.dim_cols[c] = (dspec["name"], values, dspec.get("default"))
+                rules = {
+                    "totals": folded_list(dspec.get("totals")),
+                    "subtotals": folded_list(dspec.get("subtotals")),
+                    "unknown": dspec.get("unknown"),
+                }
+                if any(rules.values()):
+                    m.dim_rules[c] = rules
+            elif c in p.details:
+                m.ignored.append(c)
+                m.detail_cols.append(c)
             elif c in p.ignore:
                 m.ignored.append(c)
             else:
@@ -247,44 +287,62 @@ def parse_date(raw: str, formats: tuple[str, ...]) -> date:
 Problem = tuple[str | None, str]  # (column, message)
 
 
-def record_rows(record: dict[str, Any], m: Mapping) -> tuple[list[dict[str, Any]], list[Problem]]:
-    """One CSV record (column -> text) or NDJSON object into metric rows, or problems."""
+def record_rows(
+    record: dict[str, Any], m: Mapping
+) -> tuple[list[dict[str, Any]], list[Problem], list[Problem]]:
+    """One CSV record (column -> text) or NDJSON object into metric rows, or problems; and the
+    line's warnings (a value kept under `unknown`, a subtotal line skipped), which reject
+    nothing. Each row names the column its value came from, for its problems."""
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     raw_date = record.get(m.date_col)
     if raw_date is None or (isinstance(raw_date, str) and not raw_date.strip()):
-        return [], [(m.date_col, "the date is missing")]
+        return [], [(m.date_col, "the date is missing")], warnings
     try:
         day = parse_date(str(raw_date), m.date_formats)
     except ValueError as exc:
-        return [], [(m.date_col, str(exc))]
+        return [], [(m.date_col, str(exc))], warnings
     dims = dict(m.constants)
     nested = record.get("dimensions")
     if nested is not None:
         if not isinstance(nested, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in nested.items()
         ):
-            return [], [("dimensions", "dimensions must be an object of strings")]
+            return [], [("dimensions", "dimensions must be an object of strings")], warnings
         dims.update(nested)
     for col, (name, values, default) in m.dim_cols.items():
         raw = record.get(col)
         text = "" if raw is None else str(raw).strip()
         if values is not None:
-            text = values.get(text, default or "")
+            cell = map_cell(text, name, values, default, m.dim_rules.get(col, {}))
+            if cell.warning:
+                warnings.append((col, cell.warning))
+            if cell.kind == "subtotal":
+                return [], [], warnings
+            text = cell.value
         if text:
             dims[name] = text
     rows: list[dict[str, Any]] = []
     if m.layout == "long":
         metric = record.get(m.metric_col or "metric")
         if not isinstance(metric, str) or not metric.strip():
-            return [], [(m.metric_col, "the metric is missing")]
+            return [], [(m.metric_col or "metric", "the metric is missing")], warnings
         try:
             value = _value(record.get(m.value_col or "value"))
         except ValueError as exc:
-            return [], [(m.value_col, str(exc))]
+            return [], [(m.value_col or "value", str(exc))], warnings
         if value is None:
-            return [], [(m.value_col, "the value is missing")]
-        rows.append({"date": day, "metric": metric.strip(), "value": value, "dimensions": dims})
-        return rows, problems
+            return [], [(m.value_col or "value", "the value is missing")], warnings
+        rows.append(
+            {
+                "date": day,
+                "metric": metric.strip(),
+                "value": value,
+                "dimensions": dims,
+                "column": m.value_col or "value",
+            }
+        )
+        return rows, problems, warnings
     for col, (metric, transform) in m.metric_cols.items():
         try:
             value = _value(record.get(col))
@@ -295,8 +353,10 @@ def record_rows(record: dict[str, Any], m: Mapping) -> tuple[list[dict[str, Any]
             continue
         if transform == "abs":
             value = abs(value)
-        rows.append({"date": day, "metric": metric, "value": value, "dimensions": dict(dims)})
-    return (rows, problems) if not problems else ([], problems)
+        rows.append(
+            {"date": day, "metric": metric, "value": value, "dimensions": dict(dims), "column": col}
+        )
+    return (rows, problems, warnings) if not problems else ([], problems, warnings)
 
 
 def _value(raw: Any) -> float | None:
@@ -462,6 +522,7 @@ class Batch:
     end_offset: int
     end_line: int
     done: bool
+    dates: list[str] = field(default_factory=list)  # days written (for a sum_lines mapping)
 
 
 def parse_batch(
@@ -474,53 +535,86 @@ def parse_batch(
     line: int,
     batch_rows: int,
     latest: date,
+    closed_dates: frozenset[str] = frozenset(),
 ) -> Batch:
     """The next records from `offset` into validated rows, up to `batch_rows` rows. A repeated
     identity ends the batch, so that the later value counts as an update exactly as if the
-    lines had been sent one at a time."""
+    lines had been sent one at a time. A sum_lines mapping instead sums the lines of one
+    identity (LineSums), so a batch ends only before a day it has not seen yet, and a day that
+    an earlier batch wrote (`closed_dates`) is refused rather than overwritten by a part sum."""
     rows: list[ImportRow] = []
+    sums = LineSums() if mapping.sum_lines else None
     keys: set[tuple[Any, ...]] = set()
     problems: list[dict[str, Any]] = []
     rejected = 0
     end_offset, end_line = offset, line
+
+    def result(done: bool) -> Batch:
+        if sums is None:
+            return Batch(rows, problems, rejected, end_offset, end_line, done)
+        dates = sorted(d.isoformat() for d in sums.dates)
+        return Batch(sums.rows(), problems, rejected, end_offset, end_line, done, dates)
+
     with path.open("rb") as f:
         for rec in read_records(f, fmt, encoding, header, offset, line):
             if rec.values is None:
                 rejected += 1
+                # The only problem without a column: the line could not be split into columns.
                 problems.append({"line": rec.line, "column": None, "message": rec.problem})
                 end_offset, end_line = rec.end_offset, rec.end_line
                 continue
-            parsed, errs = record_rows(rec.values, mapping)
-            good: list[ImportRow] = []
-            for r in parsed:
-                try:
-                    row = validate_row(r)
-                except RowProblem as exc:
-                    errs.append((_column(exc.field, mapping), exc.message))
-                    continue
-                if row.date > latest:
-                    errs.append(
-                        (
-                            mapping.date_col,
-                            f"date {row.date} is in the future for the store's timezone",
-                        )
-                    )
-                    continue
-                good.append(row)
+            good, errs, warns = _good_rows(rec.values, mapping, latest)
+            new_keys = {(g.date, g.metric, json.dumps(g.dimensions, sort_keys=True)) for g in good}
+            if good and not errs:
+                if sums is None:
+                    if keys & new_keys or len(rows) + len(good) > batch_rows:
+                        return result(done=False)
+                elif any(g.date.isoformat() in closed_dates for g in good):
+                    errs.append((mapping.date_col, _CLOSED_DAY.format(day=good[0].date)))
+                elif len(sums) + sums.would_add(good) > batch_rows and not (
+                    {g.date for g in good} <= sums.dates
+                ):
+                    return result(done=False)
+            problems.extend(
+                {"line": rec.line, "column": c, "message": m[:500]} for c, m in warns + errs
+            )
+            end_offset, end_line = rec.end_offset, rec.end_line
             if errs:
                 rejected += 1
-                problems.extend(
-                    {"line": rec.line, "column": c, "message": m[:500]} for c, m in errs
-                )
-                end_offset, end_line = rec.end_offset, rec.end_line
-                continue
-            new_keys = {(g.date, g.metric, json.dumps(g.dimensions, sort_keys=True)) for g in good}
-            if keys & new_keys or len(rows) + len(good) > batch_rows:
-                return Batch(rows, problems, rejected, end_offset, end_line, done=False)
-            keys |= new_keys
-            rows.extend(good)
-            end_offset, end_line = rec.end_offset, rec.end_line
-    return Batch(rows, problems, rejected, end_offset, end_line, done=True)
+            elif sums is not None:
+                line_key = [*mapping.dim_cols, *mapping.detail_cols]
+                sums.add(tuple(str(rec.values.get(c, "")).strip() for c in line_key), good)
+            else:
+                keys |= new_keys
+                rows.extend(good)
+    return result(done=True)
+
+
+_CLOSED_DAY = (
+    "lines of {day} were already imported and summed from earlier in this file; a day's lines "
+    "must come together to be summed (sort the export by date and import it again)"
+)
+
+
+def _good_rows(
+    values: dict[str, Any], mapping: Mapping, latest: date
+) -> tuple[list[ImportRow], list[Problem], list[Problem]]:
+    parsed, errs, warns = record_rows(values, mapping)
+    good: list[ImportRow] = []
+    for r in parsed:
+        try:
+            row = validate_row(r)
+        except RowProblem as exc:
+            errs.append((_column(exc, r, mapping), exc.message))
+            continue
+        if row.date > latest:
+            errs.append(
+                (mapping.date_col, f"date {row.date} is in the future for the store's timezone")
+            )
+            continue
+        good.append(row)
+    # A bad dimension fails every row of its line alike: say it once.
+    return good, list(dict.fromkeys(errs)), warns
 
 
 class ImportRow(NamedTuple):
@@ -534,10 +628,11 @@ class ImportRow(NamedTuple):
 
 
 class RowProblem(Exception):
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, key: str | None = None) -> None:
         super().__init__(message)
         self.field = field
         self.message = message
+        self.key = key  # the dimension concerned, when field is "dimensions"
 
 
 def validate_row(r: dict[str, Any]) -> ImportRow:
@@ -553,11 +648,23 @@ def validate_row(r: dict[str, Any]) -> ImportRow:
         field = "dimensions"
         dims = check_dimensions(r["dimensions"])
     except PydanticCustomError as exc:
-        raise RowProblem(field, exc.message()) from None
+        ctx = exc.context or {}
+        key = "channel" if exc.type == "channel" else ctx.get("key")
+        raise RowProblem(field, exc.message(), key) from None
     return ImportRow(r["date"], metric, value, dims)
 
 
-def _column(field: str, mapping: Mapping) -> str | None:
-    if field == "value" and mapping.layout == "wide":
-        return None  # several metric columns: the message names the metric
-    return {"metric": mapping.metric_col, "value": mapping.value_col}.get(field, field)
+def _column(exc: RowProblem, row: dict[str, Any], mapping: Mapping) -> str:
+    """The file's column a row problem concerns: every row problem concerns one."""
+    if exc.field == "metric" and mapping.layout == "long":
+        return mapping.metric_col or "metric"
+    if exc.field in ("metric", "value"):
+        return str(row.get("column") or mapping.value_col or "value")
+    cols = [c for c, (name, _, _) in mapping.dim_cols.items() if name == exc.key]
+    if cols:
+        return cols[0]
+    if exc.key is not None and exc.key in mapping.constants:
+        return "preset"  # a preset's constant dimension: not a column of the file
+    if exc.key is None and mapping.dim_cols:
+        return ", ".join(mapping.dim_cols)[:200]  # too many dimensions: all their columns
+    return "dimensions"  # NDJSON's nested object

@@ -1384,6 +1384,8 @@ async def run_import_batch(
     )
     opts = job.options
     latest = datetime.now(ZoneInfo(store.timezone)).date() + timedelta(days=1)
+    # Days a sum_lines job already wrote: their sums are final, a stray later line is refused.
+    summed = list(opts.get("summed_dates", []))
     try:
         batch = await asyncio.to_thread(
             fileformats.parse_batch,
@@ -1396,6 +1398,7 @@ async def run_import_batch(
             job.lines_done,
             batch_rows,
             latest,
+            frozenset(summed),
         )
     except OSError as exc:
         await fail_import(session, job_id, f"the uploaded file is gone: {exc}")
@@ -1426,6 +1429,8 @@ async def run_import_batch(
         "updated_at": now,
         "options": {**opts, "problems_kept": kept + min(room, len(problems))},
     }
+    if batch.dates:
+        values["options"]["summed_dates"] = sorted(set(summed) | set(batch.dates))
     if finished:
         values["finished_at"] = now
     await repo.add_job_counts(session, job_id, values, counts)
