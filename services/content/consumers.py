@@ -15,7 +15,12 @@ from shared.bus import Handler
 from shared.events import Event, topic_for
 from shared.events.campaigns import CampaignCreatedV1, CampaignUpdatedV1, TaskDueV1
 from shared.events.diagnosis import FindingClosedV1, FindingOpenedV1, FindingUpdatedV1
-from shared.events.ingest import MetricsIngestedV1, StoreRegisteredV1, StoreUpdatedV1
+from shared.events.ingest import (
+    MetricsDeletedV1,
+    MetricsIngestedV1,
+    StoreRegisteredV1,
+    StoreUpdatedV1,
+)
 from shared.outbox import claim_event
 
 GROUP = "content.events"
@@ -25,6 +30,7 @@ HANDLERS: dict[type[Event], Callable[[AsyncSession, Any], Awaitable[None]]] = {
     StoreRegisteredV1: service.on_store,
     StoreUpdatedV1: service.on_store,
     MetricsIngestedV1: service.on_metrics,
+    MetricsDeletedV1: service.on_metrics_deleted,
     CampaignCreatedV1: service.on_campaign,
     CampaignUpdatedV1: service.on_campaign,
     TaskDueV1: service.on_task_due,

@@ -275,6 +275,26 @@ async def upsert_copy_metrics(session: AsyncSession, rows: list[dict[str, Any]])
     return changed
 
 
+async def delete_copy_metrics(
+    session: AsyncSession,
+    tenant_id: str,
+    store_id: str,
+    keys: Sequence[tuple[str, Any, str, str]],
+) -> None:
+    """Delete rows by identity (copy_id, date, metric, dims_key)."""
+    for copy_id, day, metric, dims_key in keys:
+        await session.execute(
+            METRICS.delete().where(
+                METRICS.c.tenant_id == tenant_id,
+                METRICS.c.store_id == store_id,
+                METRICS.c.copy_id == copy_id,
+                METRICS.c.date == day,
+                METRICS.c.metric == metric,
+                METRICS.c.dims_key == dims_key,
+            )
+        )
+
+
 async def copy_counts(
     session: AsyncSession,
     tenant_id: str,

@@ -46,7 +46,12 @@ from shared.errors import Conflict, DomainError, NotFound, ValidationFailed
 from shared.events.campaigns import CampaignCreatedV1, CampaignUpdatedV1, TaskDueV1
 from shared.events.content import CopyPublishedV1, ExperimentDecidedV1, VariantV1
 from shared.events.diagnosis import FindingClosedV1, FindingOpenedV1, FindingUpdatedV1
-from shared.events.ingest import MetricsIngestedV1, StoreRegisteredV1, StoreUpdatedV1
+from shared.events.ingest import (
+    MetricsDeletedV1,
+    MetricsIngestedV1,
+    StoreRegisteredV1,
+    StoreUpdatedV1,
+)
 from shared.outbox import stage
 
 COUNT_METRICS = ("impressions", "clicks", "orders")
@@ -786,6 +791,22 @@ async def on_metrics(session: AsyncSession, event: MetricsIngestedV1) -> None:
                 await repo.update_experiment(session, exp.id, {"looks_done": evaluation.look})
                 if evaluation.decision is not None:
                     await _decide(session, exp, evaluation, evaluation.decision)
+
+
+async def on_metrics_deleted(session: AsyncSession, event: MetricsDeletedV1) -> None:
+    """A correction deleted copy rows in ingest: delete ours (experiments read the rest)."""
+    keys = [
+        (
+            r.dimensions["copy_id"],
+            r.date,
+            r.metric,
+            json.dumps(dict(r.dimensions), sort_keys=True, separators=(",", ":")),
+        )
+        for r in event.rows
+        if r.dimensions.get("copy_id")
+    ]
+    if keys:
+        await repo.delete_copy_metrics(session, event.tenant_id, event.store_id, keys)
 
 
 def _rule(exp: Any) -> DecisionRule:

@@ -14,6 +14,7 @@ from shared.events.campaigns import CampaignCreatedV1, CampaignUpdatedV1
 from shared.events.ingest import (
     BenchmarkIngestedV1,
     CompetitorMetricsIngestedV1,
+    MetricsDeletedV1,
     MetricsIngestedV1,
     StoreRegisteredV1,
     StoreUpdatedV1,
@@ -26,6 +27,7 @@ HANDLED = (
     StoreRegisteredV1,
     StoreUpdatedV1,
     MetricsIngestedV1,
+    MetricsDeletedV1,
     BenchmarkIngestedV1,
     CompetitorMetricsIngestedV1,
     CampaignCreatedV1,
@@ -39,6 +41,8 @@ async def apply(session: Any, event: Event) -> None:
         await service.on_store_event(session, event)
     elif isinstance(event, MetricsIngestedV1):
         await service.on_metrics_ingested(session, event)
+    elif isinstance(event, MetricsDeletedV1):
+        await service.on_metrics_deleted(session, event)
     elif isinstance(event, BenchmarkIngestedV1):
         await service.on_benchmark_ingested(session, event)
     elif isinstance(event, CompetitorMetricsIngestedV1):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from operator import itemgetter
@@ -122,6 +123,34 @@ async def upsert_series(
             where=SERIES.c.value != stmt.excluded.value,
         ).returning(SERIES.c.date)
         changed.update(r[0] for r in await session.execute(stmt))
+    return changed
+
+
+async def delete_series(
+    session: AsyncSession,
+    tenant_id: str,
+    store_id: str,
+    keys: Sequence[tuple[dt.date, str, str]],
+) -> set[dt.date]:
+    """Delete rows by identity (date, metric, canonical dims); returns the dates that lost one."""
+    changed: set[dt.date] = set()
+    by_day: dict[tuple[dt.date, str], list[str]] = defaultdict(list)
+    for d, m, key in keys:
+        by_day[(d, m)].append(key)
+    for (d, m), dims in by_day.items():
+        for i in range(0, len(dims), CHUNK):
+            res = await session.execute(
+                SERIES.delete()
+                .where(
+                    SERIES.c.tenant_id == tenant_id,
+                    SERIES.c.store_id == store_id,
+                    SERIES.c.date == d,
+                    SERIES.c.metric == m,
+                    SERIES.c.dims.in_(dims[i : i + CHUNK]),
+                )
+                .returning(SERIES.c.date)
+            )
+            changed.update(r[0] for r in res)
     return changed
 
 

@@ -52,6 +52,7 @@ from shared.events.envelope import Event
 from shared.events.ingest import (
     BenchmarkIngestedV1,
     CompetitorMetricsIngestedV1,
+    MetricsDeletedV1,
     MetricsIngestedV1,
     StoreRegisteredV1,
     StoreUpdatedV1,
@@ -112,6 +113,20 @@ async def on_metrics_ingested(session: AsyncSession, event: MetricsIngestedV1) -
         event.tenant_id,
         event.store_id,
         [{"date": d, "metric": m, "dims": k, "value": v} for (d, m, k), v in rows.items()],
+    )
+    if changed:
+        await repo.touch_days(session, event.tenant_id, event.store_id, changed, _now())
+    return changed
+
+
+async def on_metrics_deleted(session: AsyncSession, event: MetricsDeletedV1) -> set[dt.date]:
+    """Delete the same rows of our copy (a replay deletes nothing) and redo the days that lost
+    rows: each gets a new report version."""
+    changed = await repo.delete_series(
+        session,
+        event.tenant_id,
+        event.store_id,
+        [(r.date, r.metric, repo.canonical(r.dimensions)) for r in event.rows],
     )
     if changed:
         await repo.touch_days(session, event.tenant_id, event.store_id, changed, _now())

@@ -59,6 +59,9 @@ class Preset:
     # Columns not imported that still tell lines apart (a referrer's name under its source):
     # lines differing there are summed, not taken for a repeat of one line.
     details: tuple[str, ...] = ()
+    # Slice dimensions whose lines also make rows without them (summed): an ad export's
+    # campaigns are a slice of the store, but their sum is the paid channel's row.
+    also_total_over: tuple[str, ...] = ()
 
 
 @lru_cache(maxsize=1)
@@ -88,6 +91,7 @@ def presets() -> dict[str, Preset]:
             sum_lines=sum_lines,
             refuse=dict(raw.get("refuse") or {}),
             details=tuple(raw.get("details") or ()),
+            also_total_over=tuple(raw.get("also_total_over") or ()),
         )
     return out
 
@@ -110,6 +114,7 @@ class Mapping:
     dim_rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     sum_lines: bool = False
     detail_cols: list[str] = field(default_factory=list)
+    total_over: list[str] = field(default_factory=list)  # dimension names (Preset.also_total_over)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -126,6 +131,7 @@ class Mapping:
             "dim_rules": self.dim_rules,
             "sum_lines": self.sum_lines,
             "detail_cols": self.detail_cols,
+            "total_over": self.total_over,
         }
 
     @classmethod
@@ -146,6 +152,7 @@ class Mapping:
             dim_rules=d.get("dim_rules", {}),
             sum_lines=d.get("sum_lines", False),
             detail_cols=d.get("detail_cols", []),
+            total_over=d.get("total_over", []),
         )
 
 
@@ -183,7 +190,8 @@ def resolve_mapping(
             date_col=p.date_column,
             date_formats=p.date_formats,
             constants=dict(p.constants),
-            sum_lines=p.sum_lines,
+            sum_lines=p.sum_lines or bool(p.also_total_over),
+            total_over=list(p.also_total_over),
         )
         for c in cols:
             if c == p.date_column:
@@ -583,6 +591,15 @@ def parse_batch(
                 rejected += 1
             elif sums is not None:
                 line_key = [*mapping.dim_cols, *mapping.detail_cols]
+                if mapping.total_over:
+                    drop = set(mapping.total_over)
+                    good = good + [
+                        g._replace(
+                            dimensions={k: v for k, v in g.dimensions.items() if k not in drop}
+                        )
+                        for g in good
+                        if drop & set(g.dimensions)
+                    ]
                 sums.add(tuple(str(rec.values.get(c, "")).strip() for c in line_key), good)
             else:
                 keys |= new_keys

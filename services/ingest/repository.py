@@ -412,6 +412,7 @@ async def delete_metric_rows(
     level: str | None,
     *,
     before: datetime | None = None,
+    dates: Sequence[Any] | None = None,
 ) -> list[Any]:
     """Delete a store's rows of [start, end] (of these metrics, of this level of detail; None:
     all; `before`: only rows last written before then); returns (date, metric, dimensions) of
@@ -429,6 +430,8 @@ async def delete_metric_rows(
         q = q.where(t.c.dims_level == level)
     if before is not None:
         q = q.where(t.c.updated_at < before)
+    if dates is not None:
+        q = q.where(t.c.date.in_(list(dates)))
     res = await session.execute(q.returning(t.c.date, t.c.metric, t.c.dimensions))
     return list(res.all())
 

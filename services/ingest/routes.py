@@ -470,6 +470,14 @@ async def post_import(
     encoding: Annotated[
         str, Query(pattern=r"^(auto|utf-8|utf-8-sig|gb18030|gbk|latin-1)$")
     ] = "auto",
+    mode: Annotated[
+        Literal["upsert", "replace"],
+        Query(
+            description="upsert (default): rows add to or update what is stored; replace: the "
+            "store's rows of the file's days, metrics and levels of detail written before "
+            "this import are deleted first (a corrected re-export replaces the old one)"
+        ),
+    ] = "upsert",
 ) -> ImportJobOut:
     """Upload a CSV or NDJSON file as the raw body (or as the `file` field of a form); it is
     streamed to disk and imported by a background job."""
@@ -489,6 +497,7 @@ async def post_import(
             fmt=fmt,
             preset=preset,
             encoding=encoding,
+            mode=mode,
         )
         await uow.commit()
     except BaseException:

@@ -398,6 +398,7 @@ class ImportJobOut(BaseModel):
     rows_rejected: int
     problems_kept: int
     warnings: list[str]
+    mode: Literal["upsert", "replace"] = "upsert"
     error: str | None
     created_at: datetime
     finished_at: datetime | None

@@ -1255,6 +1255,7 @@ def _job_out(row: Any) -> ImportJobOut:
         rows_rejected=row.rows_rejected,
         problems_kept=int(row.options.get("problems_kept", 0)),
         warnings=list(row.options.get("mapping", {}).get("warnings", [])),
+        mode=row.options.get("mode", "upsert"),
         error=row.error,
         created_at=row.created_at,
         finished_at=row.finished_at,
@@ -1272,6 +1273,7 @@ async def create_import(
     preset: str | None,
     encoding: str = "auto",
     owned: bool = True,
+    mode: str = "upsert",
 ) -> ImportJobOut:
     """Register an uploaded file as a job: the header is checked now, the rows by the runner.
     `owned`: the file is the service's copy of an upload, deleted once the job has ended (the
@@ -1317,6 +1319,7 @@ async def create_import(
             "header_end": header_end,
             "mapping": mapping.to_json(),
             "problems_kept": 0,
+            "mode": mode,
         },
     }
     await repo.insert_job(session, values)
@@ -1406,6 +1409,8 @@ async def run_import_batch(
     rows, problems, rejected, finished = batch.rows, batch.problems, batch.rejected, batch.done
     end_offset, end_line = batch.end_offset, batch.end_line
     counts = {"rows_rejected": rejected}
+    if rows and opts.get("mode") == "replace":
+        await _replace_before(session, principal, job, rows)
     if rows:
         res = await ingest_metrics(
             session,
@@ -1437,6 +1442,45 @@ async def run_import_batch(
     if finished:
         await record_delivery(session, job.tenant_id, job.store_id, "import", "delivered")
     return not finished
+
+
+async def _replace_before(
+    session: AsyncSession, principal: Principal, job: Any, rows: Sequence[Any]
+) -> None:
+    """mode=replace: before a batch is written, the store's rows of the same days, metrics and
+    level of detail that were written before this job began are deleted (what an earlier
+    import of the file wrote; a channel the corrected export no longer has goes too), rows of
+    this job's earlier batches stay. Audited and published like a deletion."""
+    groups: dict[tuple[str, grains.Grain], set[date]] = {}
+    for r in rows:
+        groups.setdefault((r.metric, grains.grain_of(r.dimensions)), set()).add(r.date)
+    deleted: list[Any] = []
+    for (metric, grain), days in groups.items():
+        deleted += await repo.delete_metric_rows(
+            session,
+            job.tenant_id,
+            job.store_id,
+            min(days),
+            max(days),
+            [metric],
+            grains.grain_text(grain),
+            before=job.created_at,
+            dates=sorted(days),
+        )
+    if deleted:
+        all_days = [r.date for r in rows]
+        await _stage_deletion(
+            session,
+            principal,
+            job.store_id,
+            reason="replace",
+            start=min(all_days),
+            end=max(all_days),
+            metrics=sorted({m for m, _ in groups}),
+            grain=None,
+            deleted=deleted,
+            import_job_id=job.id,
+        )
 
 
 async def cleanup_import_file(session: AsyncSession, job_id: str) -> None:
