@@ -151,6 +151,31 @@ class _Grains:
         return cls(reg, table, of_key, countable, -1 if finest is None else index[finest])
 
 
+def _completeness_rows(frame: Frame, gr: _Grains, day: date) -> npt.NDArray[np.int64]:
+    """The rows whose keys completeness compares with the history. A slice that stops (a copy
+    paused, a product sold out) is no missing data; nor is a coarser grain that did not come
+    today when a finer partitioning grain of the same metric did (the total is its sum)."""
+    n_m, n_g = len(frame.metrics), len(gr.table)
+    gid = gr.of_key[frame.key_id]
+    code = frame.metric_id * n_g + gid
+    required = np.zeros(n_m * n_g, dtype=bool)
+    if day in frame.dates:
+        today = frame.date_id == frame.dates.index(day)
+        on_day: dict[int, list[Grain]] = defaultdict(list)
+        for c in distinct(code[today]).tolist():
+            on_day[c // n_g].append(gr.table[c % n_g])
+    else:
+        on_day = defaultdict(list)
+    for c in distinct(code).tolist():
+        m, g = divmod(c, n_g)
+        grain = gr.table[g]
+        if not gr.countable[g]:
+            continue
+        finer = any(set(grain) < set(other) and gr.reg.admissible(other, ()) for other in on_day[m])
+        required[c] = not finer
+    return np.flatnonzero(required[code])
+
+
 def _last_rows(frame: Frame) -> npt.NDArray[np.int64]:
     """Row indices with each (date, metric, dimensions) once, its last occurrence, in row
     order (a repeated row is read as its last occurrence, as a mapping update keeps it)."""
@@ -272,9 +297,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
 
     history = [day - timedelta(days=i) for i in range(1, 29)]
     gr = _Grains.of(frame, registry().for_store(sd.partition_dimensions))
-    # A slice that stops (a copy paused, a product sold out) is no missing data: completeness
-    # is judged on the store level and the partitioning grains only.
-    counted = np.flatnonzero(gr.countable[gr.of_key[frame.key_id]])
+    counted = _completeness_rows(frame, gr, day)
     comp = assess_completeness_codes(
         day,
         frame.dates,
