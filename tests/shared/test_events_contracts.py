@@ -38,6 +38,7 @@ EXPECTED = {
     "ingest.metrics_ingested": "MetricsIngestedV1",
     "ingest.benchmark_ingested": "BenchmarkIngestedV1",
     "ingest.competitor_metrics_ingested": "CompetitorMetricsIngestedV1",
+    "ingest.metrics_deleted": "MetricsDeletedV1",
     "diagnosis.diagnosis_completed": "DiagnosisCompletedV1",
     "diagnosis.finding_opened": "FindingOpenedV1",
     "diagnosis.finding_updated": "FindingUpdatedV1",
