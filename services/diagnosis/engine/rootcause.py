@@ -10,10 +10,11 @@ cost almost nothing, so an element whose volume moved is kept whole, not split i
 A greedy cover takes the most general element within a few percent of the best gain, then
 lets an ancestor absorb it when the ancestor's other leaves moved its way (at least half its
 factor, within noise); an element chosen later that is an ancestor of one chosen earlier
-absorbs it too. Saying no: an element must stand beyond noise (its deviation over the
-deviations of its cuboid's other elements, with Poisson noise for counts so a small leaf that
-jumps by one event does not count) and each additional one must explain a meaningful share of
-the first one's gain. A set that would cover most of the leaves is no cause at all: the
+absorbs it too. Saying no: an element must stand beyond noise (its deviation over its own
+noise: relative leaf noise read from the dense cluster of leaves around zero, Poisson noise
+for counts so a small leaf that jumps by one event does not count), the first at z_first and
+each later one at the higher z_element and with a meaningful share of the first one's gain.
+A set that would cover most of the leaves is no cause at all: the
 change is spread evenly.
 
 A ratio KPI (num / den per leaf) is reduced to an additive one: a leaf's expected numerator is its
@@ -45,8 +46,8 @@ class RcaConfig:
     # A leaf is abnormal when |deviation| > max(min_deviation, k_noise * robust noise scale).
     k_noise: float = 3.5
     min_deviation: float = 0.05
-    # An element is beyond noise when its deviation is z times the typical deviation of its
-    # cuboid's elements (or of its own noise model, whichever is larger): z_first for the first
+    # An element is beyond noise when its deviation is z times its own noise (the leaves' noise
+    # model summed over its leaves): z_first for the first
     # (the change is already flagged, it needs the best explanation), z_element for each one
     # after it (it must prove itself far beyond chance).
     z_first: float = 5.0
@@ -315,7 +316,9 @@ def _search(
         var = phi * base
     else:
         floor = 0.1 * float(np.median(expect[expect > 0])) if (expect > 0).any() else 1.0
-        var = sigma * sigma * (expect * expect + floor * floor)
+        # noise-free leaves still get a sliver of noise, so z stays finite and ordered
+        rel = max(sigma, 0.01 * cfg.min_deviation)
+        var = rel * rel * (expect * expect + floor * floor)
     cards = [len(v) for v in leaves.values]
     cuboids = [
         c for k in range(1, min(cfg.max_order, d) + 1) for c in itertools.combinations(range(d), k)
@@ -343,14 +346,17 @@ def _best_element(
         key, size = s.flat[cub][idx], s.sizes[cub]
         sr = np.bincount(key, r, size)
         se = np.bincount(key, e, size)
-        live = se > 0
-        k = np.divide(sr, se, out=np.ones(size), where=live)
-        gain = np.bincount(key, res0, size) - np.bincount(key, np.abs(r - e * k[key]), size)
         sv = np.bincount(key, v, size)
         z = np.divide(sr - se, np.sqrt(sv), out=np.zeros(size), where=sv > 0)
-        # the cuboid's crowd of elements says how far chance alone moves an element
-        crowd = float(np.median(np.abs(z[live]))) / 0.6745 if live.sum() >= 5 else 1.0
-        ok = np.flatnonzero(live & (gain > 0) & (np.abs(z) >= z_min * max(1.0, crowd)))
+        beyond = (se > 0) & (np.abs(z) >= z_min)
+        if not beyond.any():
+            continue
+        # the gain only for the elements beyond noise, over their leaves alone (the speed)
+        sub = np.flatnonzero(beyond[key])
+        ks = key[sub]
+        k = np.divide(sr, se, out=np.ones(size), where=beyond)
+        gain = np.bincount(ks, res0[sub] - np.abs(r[sub] - e[sub] * k[ks]), size)
+        ok = np.flatnonzero(beyond & (gain > 0))
         if ok.size:
             i = int(ok[np.argmax(gain[ok])])
             cands.append((float(gain[i]), cub, i, float(k[i])))
