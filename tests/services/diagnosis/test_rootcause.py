@@ -116,3 +116,33 @@ def test_bad_rows() -> None:
         leaves_from_rows(["a"], [])
     with pytest.raises(InputError, match="finite"):
         leaves_from_rows(["a"], [{"a": "x", "real": "inf", "predict": 1}])
+
+
+def test_element_whose_tiny_leaves_did_not_move_is_the_element_not_its_children() -> None:
+    # channel2 drops 50% on its big leaves; a third of its leaves are tiny and did not move.
+    # Counting leaves (67% moved) would split it; its volume (over 99%) moved.
+    rows = make(CARDS, [({"channel": "channel2"}, -0.5)], seed=11, noise=0.01)
+    for r in rows:
+        if r["channel"] == "channel2" and r["category"] in ("category0", "category1"):
+            p = float(r["predict"]) * 0.001  # type: ignore[arg-type]
+            r.update(predict=p, real=p)
+    res = localize(leaves_from_rows(list(CARDS), rows))
+    assert res.elements == [{"channel": "channel2"}]
+
+
+def test_chance_movers_on_small_counts_are_not_reported() -> None:
+    # A ratio KPI on counts: device1's rate triples; many tiny leaves jump by an event or two.
+    rng = np.random.default_rng(2)
+    rows = grid_rows(CARDS)
+    for r in rows:
+        den = float(rng.integers(20, 200))
+        rate = 0.01
+        lam = den * rate * (3.0 if r["device"] == "device1" else 1.0)
+        r.update(
+            predict_den=den,
+            predict_num=den * rate,
+            real_den=den,
+            real_num=float(rng.poisson(lam)),
+        )
+    res = localize(leaves_from_rows(list(CARDS), rows, ratio=True))
+    assert res.elements == [{"device": "device1"}]
