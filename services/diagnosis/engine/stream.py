@@ -69,6 +69,9 @@ class StreamDetector:
     def update(self, x: float | None) -> StreamPoint:
         cfg = self.cfg
         if x is None or math.isnan(x):
+            # a data problem, not a surprise: the season steps on so its phases stay aligned
+            if self.m and self.past:
+                self.past.append(self.past[0] if len(self.past) > self.m else self.past[-1])
             return StreamPoint(1.0, 1, 1.0)
         self.n += 1
         raw = self._raw(x)
