@@ -8,7 +8,10 @@ Three stages, each using only the points before the one scored:
    the recent surprise is *for this series*, so a noisy series and a quiet one share a threshold.
 3. First alarm: once the likelihood is red, the following red points are held at yellow, so a
    regime that keeps surprising does not keep alarming; the forecaster follows the new level.
-A value outside every value seen so far (with a margin) is surprising whatever the forecast says.
+4. New extremes: a value beyond the range of the last `span_window` values scores above 0.5 by
+   how far beyond (in ranges), whatever the likelihood says; a run of new extremes (a ramp) alarms
+   at its first point only. On NAB this stage carries most of the score (docs/diagnosis.md).
+A missing value scores 1 with label 1 (a data problem), as in the seasonal detector.
 """
 
 from __future__ import annotations
@@ -34,10 +37,10 @@ class StreamConfig:
     red: float = 0.99999
     yellow: float = 0.999
     margin: float = 0.0  # of the range seen: a value outside it is new
-    excess_c: float = 0.05
-    hold: int = 0  # after an alarm, this many points are capped at hold_cap
-    hold_cap: float = 0.3
-    threshold: float = 0.5  # label = score >= threshold (one threshold for every series)
+    excess_c: float = 0.05  # score of a new extreme: 0.5 + 0.5 e / (e + excess_c), e in ranges
+    excess_gap: int = 5  # a new extreme this close after the last one is the same event
+    span_window: int = 4000  # values the range is taken over (0: all seen)
+    threshold: float = 0.57  # label = score >= threshold (one threshold for every series)
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,10 @@ class StreamDetector:
         self.mu = 0.0
         self.sd = 0.0
         self.was_red = False
-        self.last_alarm = -(10**9)
+        self.last_excess = -(10**9)
         self.excess = 0.0
+        self.maxq: deque[tuple[int, float]] = deque()
+        self.minq: deque[tuple[int, float]] = deque()
 
     def update(self, x: float | None) -> StreamPoint:
         cfg = self.cfg
@@ -91,12 +96,10 @@ class StreamDetector:
         score = math.log(1.0000000001 - like) / math.log(1.0 - 0.9999999999)
         if self.excess > 0:
             e = self.excess
-            score = max(score, 0.5 + 0.5 * e / (e + cfg.excess_c))
+            if self.n - self.last_excess > cfg.excess_gap:
+                score = max(score, 0.5 + 0.5 * e / (e + cfg.excess_c))
+            self.last_excess = self.n
         score = min(1.0, max(0.0, score))
-        if self.n - self.last_alarm <= cfg.hold:
-            score = min(score, cfg.hold_cap)
-        elif score >= cfg.threshold:
-            self.last_alarm = self.n
         return StreamPoint(score, int(score >= cfg.threshold), raw)
 
     def _raw(self, x: float) -> float:
@@ -104,14 +107,14 @@ class StreamDetector:
         self.excess = 0.0
         if self.n == 1:
             self.level = x
-            self.lo = self.hi = x
+            self._remember(x)
             self.past.append(x)
             return 0.0
         span = self.hi - self.lo
         if span > 0 and self.n > cfg.learn:
             tol = span * cfg.margin
             self.excess = max(x - self.hi - tol, self.lo - tol - x) / span
-        self.lo, self.hi = min(self.lo, x), max(self.hi, x)
+        self._remember(x)
         floor = 1e-9 * max(1.0, abs(self.level)) + 1e-3 * span
         r = x - self.level
         z = abs(r) / max(self.scale * 1.2533, floor)
@@ -126,6 +129,22 @@ class StreamDetector:
         self.level += cfg.alpha * r
         z = max(0.0, z - cfg.dead)
         return z / (z + cfg.k)
+
+    def _remember(self, x: float) -> None:
+        # the range of the last `span_window` values (monotonic queues: O(1) a point)
+        n, w = self.n, self.cfg.span_window
+        while self.maxq and self.maxq[-1][1] <= x:
+            self.maxq.pop()
+        self.maxq.append((n, x))
+        while self.minq and self.minq[-1][1] >= x:
+            self.minq.pop()
+        self.minq.append((n, x))
+        if w:
+            while self.maxq[0][0] <= n - w:
+                self.maxq.popleft()
+            while self.minq[0][0] <= n - w:
+                self.minq.popleft()
+        self.hi, self.lo = self.maxq[0][1], self.minq[0][1]
 
     def _estimate(self) -> None:
         xs = self.means
