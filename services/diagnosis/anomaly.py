@@ -1,28 +1,39 @@
-"""`python -m services.diagnosis.anomaly FILE.csv`: online anomaly scores of a regular series.
+"""`python -m services.diagnosis.anomaly FILE.csv [--mode auto|seasonal|stream]`: online scores.
 
 The CSV has `timestamp,value`; prints `timestamp,value,anomaly_score,label` for the same rows in
-the same order. Timestamps are ISO 8601 dates or date-times, or epoch seconds, increasing, at one
-regular step (5 minutes, an hour, a day...): the step gives the season (a week of days, a day of
-shorter steps). A point's score uses only the points before it. An empty `value` is a missing
-point (label 1: a data problem); missing timestamps (gaps) are stepped over and reported on
-stderr, never read as zero. Bad input: a message on stderr, exit status 2.
+the same order. Timestamps are ISO 8601 dates or date-times, or epoch seconds. A point's score
+uses only the points before it. Real clocks are taken as they are (engine/timeline.py): repeated
+timestamps, timestamps that run backwards (a DST change) and irregular steps are read row after
+row with the season from the median step, and a warning on stderr says what was odd; on one
+regular step, missing timestamps (gaps) are stepped over, never read as zero. An empty `value` is a
+missing point (label 1: a data problem). Two detectors: `seasonal` (engine/anomaly.py, robust
+Holt-Winters, the daily reports' detector) and `stream` (engine/stream.py, the likelihood of
+surprise, for high-frequency feeds); `auto` takes the stream for sub-daily series long enough for
+its history. Only unparseable input is refused: a message with the line on stderr, exit status 2.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
-import itertools
 import math
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Literal, get_args
 
 from services.diagnosis.engine.anomaly import score_series
 from services.diagnosis.engine.errors import InputError
+from services.diagnosis.engine.stream import score_stream
+from services.diagnosis.engine.timeline import DAY, build_timeline, period_for
+
+Mode = Literal["auto", "seasonal", "stream"]
+# below this many rows a stream has too little history for its likelihood: the seasonal
+# detector (robust Holt-Winters, labels at |z| > k) reads it instead
+STREAM_MIN_POINTS = 500
 
 MISSING = {"", "nan", "na", "n/a", "null", "none"}
-DAY = 86_400.0
 
 
 def _epoch(raw: str, line: int) -> float:
@@ -58,18 +69,7 @@ def _value(raw: str, line: int) -> float | None:
     return v
 
 
-def period_for(step: float, n: int) -> int | None:
-    """A week of daily points; a day of shorter steps; none when the series is too short."""
-    if abs(step - DAY) < 1e-6:
-        m = 7
-    elif step < DAY and abs(DAY / step - round(DAY / step)) < 1e-6:
-        m = round(DAY / step)
-    else:
-        return None
-    return m if n >= 3 * m else None
-
-
-def run(path: str) -> tuple[str, list[str]]:
+def run(path: str, mode: Mode = "auto") -> tuple[str, list[str]]:
     """The output CSV and the warnings (raises InputError on bad input)."""
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
@@ -92,7 +92,7 @@ def run(path: str) -> tuple[str, list[str]]:
         raw_rows.append((row[it], row[iv]))
     if not raw_rows:
         raise InputError("the series is empty: no rows after the header")
-    scored, warnings = score_rows(raw_rows)
+    scored, warnings = score_rows(raw_rows, mode=mode)
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["timestamp", "value", "anomaly_score", "label"])
@@ -102,7 +102,7 @@ def run(path: str) -> tuple[str, list[str]]:
 
 
 def score_rows(
-    raw_rows: list[tuple[str, str]], *, first_line: int = 2
+    raw_rows: list[tuple[str, str]], *, first_line: int = 2, mode: Mode = "auto"
 ) -> tuple[list[tuple[str, str, float, int]], list[str]]:
     """(timestamp, value) as text -> (timestamp, value, score, label) in the same order, and
     the warnings; shared by the CLI and `POST /v1/anomalies` so both give the same scores.
@@ -112,62 +112,51 @@ def score_rows(
     off = first_line
     times = [_epoch(t, i + off) for i, (t, _) in enumerate(raw_rows)]
     values = [_value(v, i + off) for i, (_, v) in enumerate(raw_rows)]
-    warnings: list[str] = []
-    diffs = [b - a for a, b in itertools.pairwise(times)]
-    for i, d in enumerate(diffs):
-        if d <= 0:
-            raise InputError(
-                f"line {i + off + 1}: timestamps must increase (duplicate or out of order: "
-                f"{raw_rows[i + 1][0]!r} after {raw_rows[i][0]!r})"
-            )
-    step = min(diffs) if diffs else DAY
-    if diffs and all(d >= DAY - 3600 and abs(d - DAY * round(d / DAY)) <= 3600 for d in diffs):
-        # local midnights across a daylight-saving change are 23 or 25 hours apart: still days
-        step = DAY
-        diffs = [DAY * round(d / DAY) for d in diffs]
-    grid: list[float | None] = []
-    index: list[int] = []  # position of each input row on the regular grid
-    gaps = missing_steps = 0
-    for i, v in enumerate(values):
-        if i:
-            k = diffs[i - 1] / step
-            if abs(k - round(k)) > 1e-6 * max(1.0, k):
-                raise InputError(
-                    f"line {i + off}: irregular timestamps: {diffs[i - 1]:g} s is not a multiple "
-                    f"of the step {step:g} s"
-                )
-            extra = round(k) - 1
-            if extra:
-                gaps += 1
-                missing_steps += extra
-                grid.extend([None] * extra)
-        index.append(len(grid))
-        grid.append(v)
-    if gaps:
-        warnings.append(
-            f"warning: {gaps} gap(s) in the series, {missing_steps} missing timestamp(s) at a "
-            f"step of {step:g} s; scored across them, never read as zero"
-        )
     present = [v for v in values if v is not None]
     if not present:
         raise InputError("every value is missing")
+    tl = build_timeline(times, [t for t, _ in raw_rows], first_line=off)
+    warnings = list(tl.warnings)
     if max(present) == min(present):
         warnings.append("warning: the series is constant: nothing stands out, every score is 0")
-    points = score_series(grid, period=period_for(step, len(grid)))
+    grid: list[float | None] = [None] * tl.length
+    for pos, v in zip(tl.index, values, strict=True):
+        grid[pos] = v
+    period = period_for(tl.step, tl.length)
+    use = mode
+    if use == "auto":
+        use = "stream" if tl.step < DAY - 3600 and len(values) >= STREAM_MIN_POINTS else "seasonal"
+    if use == "stream":
+        scores = [(p.score, p.label) for p in score_stream(grid, period=period)]
+    else:
+        scores = [(p.score, int(p.label)) for p in score_series(grid, period=period)]
     scored = []
-    for (ts, raw), pos in zip(raw_rows, index, strict=True):
-        p = points[pos]
-        scored.append((ts, raw, p.score, int(p.label)))
+    for (ts, raw), pos in zip(raw_rows, tl.index, strict=True):
+        score, label = scores[pos]
+        scored.append((ts, raw, score, label))
     return scored, warnings
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] in ("-h", "--help"):
-        print("usage: python -m services.diagnosis.anomaly FILE.csv", file=sys.stderr)
-        return 2
+    ap = argparse.ArgumentParser(
+        prog="python -m services.diagnosis.anomaly",
+        description="Online anomaly scores of a timestamp,value CSV.",
+    )
+    ap.add_argument("file")
+    ap.add_argument(
+        "--mode",
+        choices=get_args(Mode),
+        default="auto",
+        help="seasonal: robust Holt-Winters (daily KPIs); stream: likelihood of surprise "
+        "(high-frequency feeds); auto: stream for sub-daily series of at least "
+        f"{STREAM_MIN_POINTS} rows",
+    )
     try:
-        text, warnings = run(args[0])
+        args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:
+        return 0 if exc.code == 0 else 2
+    try:
+        text, warnings = run(args.file, args.mode)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -127,7 +127,7 @@ async def anomalies(body: AnomaliesIn, principal: Viewer) -> AnomaliesOut:
     """Per-point online anomaly scores: `python -m services.diagnosis.anomaly`."""
     raw = [(str(p.timestamp), "" if p.value is None else repr(float(p.value))) for p in body.points]
     try:
-        scored, warnings = anomaly_cli.score_rows(raw, first_line=0)
+        scored, warnings = anomaly_cli.score_rows(raw, first_line=0, mode=body.mode)
     except InputError as exc:
         raise _input_error(["body", "points"], exc) from None
     return AnomaliesOut(

@@ -73,6 +73,11 @@ class AnomalyPoint(_In):
 
 class AnomaliesIn(_In):
     points: list[AnomalyPoint] = Field(min_length=1, max_length=1_000_000)
+    mode: Literal["auto", "seasonal", "stream"] = Field(
+        default="auto",
+        description="seasonal: robust Holt-Winters (daily KPIs); stream: likelihood of surprise "
+        "(high-frequency feeds); auto: stream for sub-daily series of 500 rows or more",
+    )
 
 
 class AnomalyScore(BaseModel):
