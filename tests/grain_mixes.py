@@ -70,3 +70,57 @@ def grain_mix(seed: int, end: date, days: int = 15) -> list[dict[str, Any]]:
 
 def as_api(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**r, "date": r["date"].isoformat()} for r in rows]
+
+
+async def check_store_totals_agree(
+    ingest: Any,
+    diagnosis: Any,
+    headers: dict[str, str],
+    store_id: str,
+    rows: list[dict[str, Any]],
+    day: date,
+    *,
+    timeout: float = 90.0,
+) -> dict[str, Any]:
+    """Ingest's read, diagnosis's report and shared/grains.py agree on a store-day's totals.
+
+    `ingest` and `diagnosis` are httpx clients (one app for both in the embedded mode); the rows
+    were posted to ingest already. The report is requested until diagnosis's copy has caught up
+    with ingest (the events cross the bus), then its KPI values are compared."""
+    import asyncio
+
+    from shared import grains
+
+    expect = grains.aggregate(rows)
+    r = await ingest.get(
+        f"/v1/stores/{store_id}/metrics",
+        params={"start": day.isoformat(), "end": day.isoformat(), "metric": ",".join(METRICS)},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    shown = r.json()["items"][0]["values"]
+    for m in METRICS:
+        assert shown[m] == pytest_approx(expect[(day, m)]), (m, shown[m], expect[(day, m)])
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    report: dict[str, Any] = {}
+    while True:
+        r = await diagnosis.post(
+            f"/v1/stores/{store_id}/diagnoses", json={"date": day.isoformat()}, headers=headers
+        )
+        if r.status_code == 200:
+            report = r.json()
+            kpis = {k["metric"]: k["value"] for k in report["kpis"]}
+            if all(kpis.get(m) == pytest_approx(shown[m]) for m in METRICS):
+                return report
+        if loop.time() > deadline:
+            raise AssertionError(
+                f"diagnosis never showed ingest's totals: {r.status_code} {r.text[:500]}"
+            )
+        await asyncio.sleep(0.5)
+
+
+def pytest_approx(v: float) -> Any:
+    import pytest
+
+    return pytest.approx(v, rel=1e-9, abs=1e-6)
