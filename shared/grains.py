@@ -176,16 +176,80 @@ def base_metrics(metrics: Iterable[str]) -> list[str]:
     return out
 
 
+def part_label(metric: str, part: str) -> str:
+    """The label under which a derived metric's part is summed on the derived metric's grain."""
+    return f"{metric}/{part}"
+
+
+def stored_metric(label: str) -> str:
+    """The stored metric a label sums (a derived metric's part label names its part)."""
+    if "/" in label:
+        m, part = label.split("/", 1)
+        num, den = DERIVED[m]
+        return num if part == "num" else den
+    return label
+
+
+def plan(
+    metrics: Iterable[str],
+    present: Mapping[tuple[Any, ...], Collection[Grain]],
+    need: Collection[str],
+    reg_of: Any = None,
+) -> dict[tuple[Any, ...], tuple[str, Grain]]:
+    """(*head, label) -> (stored metric, grain): what to sum for each head (a store-day, as the
+    caller keys it) and each metric read. `present` maps (*head, stored metric) to the grains
+    present. A stored metric is read on its own grain (rule 2); a derived one on the coarsest
+    grain where both its parts are present, its parts under part_label(), so a ratio is always
+    a ratio of sums within one grain (none in common: no value)."""
+    reg_of = reg_of or (lambda head: registry())
+    by_head: dict[tuple[Any, ...], dict[str, Collection[Grain]]] = {}
+    for key, gs in present.items():
+        by_head.setdefault(tuple(key[:-1]), {})[key[-1]] = gs
+    out: dict[tuple[Any, ...], tuple[str, Grain]] = {}
+    wanted = list(dict.fromkeys(metrics))
+    for head, have in by_head.items():
+        reg = reg_of(head)
+        for m in wanted:
+            if m in DERIVED:
+                num, den = DERIVED[m]
+                if num not in have or den not in have:
+                    continue
+                g = reg.choose(set(have[num]) & set(have[den]), need)
+                if g is not None:
+                    out[(*head, part_label(m, "num"))] = (num, g)
+                    out[(*head, part_label(m, "den"))] = (den, g)
+            elif m in have:
+                g = reg.choose(have[m], need)
+                if g is not None:
+                    out[(*head, m)] = (m, g)
+    return out
+
+
+def values(sums: Mapping[str, float], metrics: Iterable[str]) -> dict[str, float | None]:
+    """The named metrics of one (head, group) from what `plan` had summed."""
+    out: dict[str, float | None] = {}
+    for m in metrics:
+        if m in DERIVED:
+            d = sums.get(part_label(m, "den"))
+            out[m] = sums.get(part_label(m, "num"), 0.0) / d if d else None
+        else:
+            out[m] = sums.get(m)
+    return out
+
+
 def aggregate(
     rows: Iterable[Mapping[str, Any]],
     *,
     group_by: Sequence[str] = (),
     filters: Mapping[str, Collection[str]] | None = None,
     reg: Registry | None = None,
+    metrics: Iterable[str] | None = None,
 ) -> dict[tuple[Any, ...], float]:
-    """(date, metric, *group values) -> value of row mappings {date, metric, value, dimensions}
-    by the rules above: the reference every service's own fast path is tested against. A
-    repeated (date, metric, dimensions) row counts once, as its last occurrence."""
+    """(date, label, *group values) -> value of row mappings {date, metric, value, dimensions}
+    by the rules above: the reference every service's own fast path is tested against. The
+    labels are the stored metrics (all present, or those named) and, for a derived metric
+    named, its parts (part_label; `derived` makes the ratios). A repeated (date, metric,
+    dimensions) row counts once, as its last occurrence."""
     reg = reg or registry()
     filters = filters or {}
     need = needed_keys(group_by, filters)
@@ -193,22 +257,43 @@ def aggregate(
     for r in rows:
         dims = r.get("dimensions") or {}
         last[(r["date"], r["metric"], tuple(sorted(dims.items())))] = float(r["value"])
-    grains: dict[tuple[date, str], set[Grain]] = {}
+    present: dict[tuple[date, str], set[Grain]] = {}
     for d, m, items in last:
-        grains.setdefault((d, m), set()).add(tuple(k for k, _ in items))
-    chosen = {dm: reg.choose(gs, need) for dm, gs in grains.items()}
+        present.setdefault((d, m), set()).add(tuple(k for k, _ in items))
+    wanted = list(metrics) if metrics is not None else sorted({m for _, m in present})
+    chosen = plan(wanted, present, need, lambda head: reg)
+    labels: dict[tuple[date, str, Grain], list[str]] = {}
+    for (d, label), (m, g) in chosen.items():
+        labels.setdefault((d, m, g), []).append(label)
     sums: dict[tuple[Any, ...], list[float]] = {}
     for (d, m, items), v in last.items():
-        if chosen[(d, m)] != tuple(k for k, _ in items):
+        hit = labels.get((d, m, tuple(k for k, _ in items)))
+        if not hit:
             continue
         dims = dict(items)
         if not matches(dims, filters, reg):
             continue
-        key = (d, m, *(group_value(dims, k, reg) for k in group_by))
-        acc = sums.setdefault(key, [0.0, 0.0])
-        acc[0] += v
-        acc[1] += 1
+        group = tuple(group_value(dims, k, reg) for k in group_by)
+        for label in hit:
+            acc = sums.setdefault((d, label, *group), [0.0, 0.0])
+            acc[0] += v
+            acc[1] += 1
     return {k: (s / n if k[1] in SCORE_METRICS else s) for k, (s, n) in sums.items()}
+
+
+def derived(
+    sums: Mapping[tuple[Any, ...], float], metrics: Iterable[str]
+) -> dict[tuple[Any, ...], float | None]:
+    """(date, metric, *group) -> value of `aggregate`'s output, derived metrics included."""
+    by_point: dict[tuple[Any, ...], dict[str, float]] = {}
+    for (d, label, *group), v in sums.items():
+        by_point.setdefault((d, *group), {})[label] = v
+    out: dict[tuple[Any, ...], float | None] = {}
+    for (d, *group), vals in by_point.items():
+        for m, got in values(vals, metrics).items():
+            if got is not None:
+                out[(d, m, *group)] = got
+    return out
 
 
 def with_derived(values: Mapping[str, float], metrics: Iterable[str]) -> dict[str, float | None]:

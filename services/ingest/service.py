@@ -788,10 +788,11 @@ async def _sums(
     filters: Filters | None = None,
     regs: dict[str, grains.Registry] | None = None,
 ) -> dict[tuple[Any, ...], dict[str, float]]:
-    """(store?, date, *group values) -> base metric -> value, each store-day-metric read on the
-    one grain shared/grains.py chooses for this read (the store-level row for a total when it
-    was sent, else the coarsest complete partitioning grain; never a slice), so rows of two
-    levels of detail are never added together and every service shows the same number."""
+    """(store?, date, *group values) -> label -> value (grains.plan's labels: a stored metric's
+    name, a derived metric's parts), each store-day-metric read on the one grain shared/grains.py
+    chooses for this read (the store-level row for a total when it was sent, else the coarsest
+    partitioning grain; never a slice), so rows of two levels of detail are never added together
+    and every service shows the same number."""
     base = grains.base_metrics(metrics)
     default = grains.registry()
     regs = regs or {}
@@ -805,59 +806,58 @@ async def _sums(
         session, tenant_id, store_ids, base, start, end
     ):
         present.setdefault((sid, day, m), set()).add(grains.grain_from_text(level))
-    chosen: dict[tuple[Any, ...], grains.Grain] = {}
-    for (sid, day, m), gs in present.items():
-        g = regs.get(sid, default).choose(gs, need)
-        if g is not None:
-            head = (sid, day) if by_store else (day,)
-            chosen[(*head, m)] = g
+    planned = grains.plan(metrics, present, need, lambda head: regs.get(head[0], default))
+    # (stored metric, grain) -> (store, date) -> labels summed from it
+    work: dict[tuple[str, grains.Grain], dict[tuple[Any, ...], list[str]]] = {}
+    for (sid, day, label), (m, g) in planned.items():
+        work.setdefault((m, g), {}).setdefault((sid, day), []).append(label)
     out: dict[tuple[Any, ...], dict[str, float]] = {}
     counts: dict[tuple[Any, ...], dict[str, int]] = {}
-    head_n = 2 if by_store else 1
     stored_filters = _stored_filters(filters, default)
-    for m in base:
-        for g in sorted({g for k, g in chosen.items() if k[-1] == m}, key=default.rank):
-            rows = await repo.aggregate_metric(
-                session,
-                tenant_id,
-                store_ids,
-                m,
-                grains.grain_text(g),
-                stored_group,
-                start,
-                end,
-                average=m in SCORE_METRICS,
-                by_store=by_store,
-                filters=stored_filters,
-            )
-            for r in rows:
-                head = tuple(r[:head_n])
-                if chosen.get((*head, m)) != g:
-                    continue  # another grain gives this store-day
-                reg = regs.get(head[0], default) if by_store else next(iter(regs.values()), default)
-                vals = list(r[head_n : head_n + len(group_by)])
-                for i, k in enumerate(group_by):
-                    if k == grains.TRAFFIC_TYPE and vals[i] is not None:
-                        vals[i] = reg.traffic_type(vals[i])
-                key = (*head, *vals)
-                acc = out.setdefault(key, {})
-                n = counts.setdefault(key, {})
-                v, c = float(r.v), int(r.n)
+    for (m, g), heads in sorted(work.items(), key=lambda kv: (kv[0][0], default.rank(kv[0][1]))):
+        rows = await repo.aggregate_metric(
+            session,
+            tenant_id,
+            store_ids,
+            m,
+            grains.grain_text(g),
+            stored_group,
+            start,
+            end,
+            average=m in SCORE_METRICS,
+            by_store=True,
+            filters=stored_filters,
+        )
+        for r in rows:
+            sid, day = r[0], r[1]
+            labels = heads.get((sid, day))
+            if not labels:
+                continue  # another grain gives this store-day
+            reg = regs.get(sid, default)
+            vals = list(r[2 : 2 + len(group_by)])
+            for i, k in enumerate(group_by):
+                if k == grains.TRAFFIC_TYPE and vals[i] is not None:
+                    vals[i] = reg.traffic_type(vals[i])
+            key = (sid, day, *vals) if by_store else (day, *vals)
+            acc = out.setdefault(key, {})
+            n = counts.setdefault(key, {})
+            v, c = float(r.v), int(r.n)
+            for label in labels:
                 if m in SCORE_METRICS:  # averages: weighted by their row counts when merged
-                    prev = n.get(m, 0)
-                    acc[m] = (acc.get(m, 0.0) * prev + v * c) / (prev + c)
-                    n[m] = prev + c
+                    prev = n.get(label, 0)
+                    acc[label] = (acc.get(label, 0.0) * prev + v * c) / (prev + c)
+                    n[label] = prev + c
                 else:
-                    acc[m] = acc.get(m, 0.0) + v
+                    acc[label] = acc.get(label, 0.0) + v
     for acc in out.values():
-        for m, v in acc.items():
+        for label, v in acc.items():
             # Sums of binary floats: drop the noise below a millionth (52536.98, not ...001).
-            acc[m] = round(v, 6)
+            acc[label] = round(v, 6)
     return out
 
 
 def _with_derived(sums: dict[str, float], metrics: Sequence[str]) -> dict[str, float | None]:
-    return grains.with_derived(sums, metrics)
+    return grains.values(sums, metrics)
 
 
 def store_registry(row: Any) -> grains.Registry:
@@ -1211,7 +1211,8 @@ async def read_rollup(
         key = (sid, day) if by_store else (day,)
         acc = totals.setdefault(key, {})
         for m, v in values.items():
-            acc[m] = acc.get(m, 0.0) + (v * rate if m in MONEY_METRICS else v)
+            money = grains.stored_metric(m) in MONEY_METRICS
+            acc[m] = acc.get(m, 0.0) + (v * rate if money else v)
     if missing:
         sample = ", ".join(f"{c}->{target} on {d}" for c, d in sorted(missing)[:5])
         raise ValidationFailed(

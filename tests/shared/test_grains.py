@@ -16,6 +16,7 @@ from services.diagnosis.engine.diagnose import (
     StoreDay,
     _aggregate,
     _Grains,
+    _with_ratios,
     diagnose_store_day,
 )
 from shared import grains
@@ -125,7 +126,12 @@ def test_the_issues_example_totals_9244_visitors_whatever_arrives_after() -> Non
 def _engine_totals(rows: list[dict[str, Any]]) -> tuple[dict[Any, float], dict[Any, float]]:
     frame = Frame.of(SeriesColumns.from_rows(rows))
     by_scope, _ = _aggregate(frame, _Grains.of(frame, REG))
-    total = {(d, m): v for d, ms in by_scope["all"].items() for m, v in ms.items()}
+    total = {
+        (d, m): v
+        for d, ms in by_scope["all"].items()
+        for m, v in _with_ratios(ms).items()
+        if m in ("visitors", "buyers", "gmv", "cvr", "aov")
+    }
     per_channel = {
         (d, m, ch): v
         for ch, ser in by_scope.items()
@@ -145,7 +151,9 @@ def test_diagnosis_totals_are_the_shared_rules_on_any_mix_of_grains(
     if shuffle:
         random.Random(seed).shuffle(rows)
     total, per_channel = _engine_totals(rows)
-    assert total == pytest.approx(grains.aggregate(rows))
+    metrics = ("visitors", "buyers", "gmv", "cvr", "aov")
+    expect = grains.derived(grains.aggregate(rows, metrics=metrics), metrics)
+    assert total == pytest.approx(expect)
     assert per_channel == pytest.approx(grains.aggregate(rows, group_by=["channel"]))
 
 
@@ -184,3 +192,25 @@ def test_a_missing_leaf_is_still_missing_data() -> None:
     ]
     report = diagnose_store_day(StoreDay(day=DAY, rows=rows))
     assert not report.data_complete
+
+
+def test_a_ratio_is_a_ratio_of_sums_within_one_grain() -> None:
+    """Visitors from the store-level row (a visitor of two channels counted once), buyers only
+    by channel: cvr is read on the channel grain, where both are, not store visitors over
+    summed channel buyers."""
+    rows = [
+        {"date": DAY, "metric": "visitors", "value": 900.0, "dimensions": {}},
+        {"date": DAY, "metric": "visitors", "value": 600.0, "dimensions": {"channel": "search"}},
+        {"date": DAY, "metric": "visitors", "value": 400.0, "dimensions": {"channel": "live"}},
+        {"date": DAY, "metric": "buyers", "value": 20.0, "dimensions": {"channel": "search"}},
+        {"date": DAY, "metric": "buyers", "value": 30.0, "dimensions": {"channel": "live"}},
+    ]
+    got = grains.derived(grains.aggregate(rows, metrics=["visitors", "cvr"]), ["visitors", "cvr"])
+    assert got == {(DAY, "visitors"): 900.0, (DAY, "cvr"): 50 / 1000}
+    total, _ = _engine_totals(rows)
+    assert total[(DAY, "visitors")] == 900.0 and total[(DAY, "cvr")] == pytest.approx(0.05)
+    # no grain in common: no ratio at all
+    apart = [rows[0], rows[3], rows[4]]
+    assert (DAY, "cvr") not in grains.derived(grains.aggregate(apart, metrics=["cvr"]), ["cvr"])
+    total, _ = _engine_totals(apart)
+    assert (DAY, "cvr") not in total

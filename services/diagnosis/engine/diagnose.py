@@ -234,6 +234,7 @@ def _aggregate(frame: Frame, gr: _Grains) -> tuple[dict[str, Series], Series]:
             scores[day][metric] = v
         else:
             by_scope["all"][day][metric] += v
+    _ratio_parts(frame, gr, rows, gid, present, pick_all, by_scope["all"])
     sel = rows[gid == pick_ch[dm]]
     ch_names, ch_codes = codes_of([d.get("channel", "") for d in frame.dims])
     for c, day, metric, v in sums(sel, np.asarray(ch_codes, dtype=np.int64)[frame.key_id[sel]]):
@@ -245,11 +246,61 @@ def _aggregate(frame: Frame, gr: _Grains) -> tuple[dict[str, Series], Series]:
     return by_scope, scores
 
 
-def _with_ratios(day: Mapping[str, float]) -> dict[str, float]:
-    out = dict(day)
+def _ratio_parts(
+    frame: Frame,
+    gr: _Grains,
+    rows: npt.NDArray[np.int64],
+    gid: npt.NDArray[np.int64],
+    present: Mapping[int, set[Grain]],
+    pick: npt.NDArray[np.int64],
+    series: Series,
+) -> None:
+    """A ratio is a ratio of sums within one grain (shared/grains.py plan): where a day's parts
+    of a ratio were totalled on two different grains (visitors from the store-level row, buyers
+    summed over channels), the parts are summed again on the coarsest grain both have, under
+    part labels ("cvr/num", "cvr/den"); no grain in common: "cvr/none", and no value."""
+    n_m = len(frame.metrics)
+    code_of = {m: i for i, m in enumerate(frame.metrics)}
+    index = {g: i for i, g in enumerate(gr.table)}
+    date_of_row = frame.date_id[rows]
+    metric_of_row = frame.metric_id[rows]
     for name, (num, den) in RATIOS.items():
-        if day.get(den):
-            out[name] = day.get(num, 0.0) / day[den]
+        if num not in code_of or den not in code_of:
+            continue
+        mn, md = code_of[num], code_of[den]
+        for d, day in enumerate(frame.dates):
+            gn, gd = present.get(d * n_m + mn), present.get(d * n_m + md)
+            if not gn or not gd:
+                continue
+            g = gr.reg.choose(gn & gd)
+            if g is None:
+                series[day][f"{name}/none"] = 1.0
+                continue
+            gi = index[g]
+            if pick[d * n_m + mn] == gi and pick[d * n_m + md] == gi:
+                continue  # the totals are on one grain already
+            sel = (gid == gi) & (date_of_row == d)
+            vals = frame.values[rows]
+            series[day][f"{name}/num"] = float(vals[sel & (metric_of_row == mn)].sum())
+            series[day][f"{name}/den"] = float(vals[sel & (metric_of_row == md)].sum())
+
+
+def _part(day: Mapping[str, float], name: str, which: int) -> float | None:
+    """A ratio's numerator (0) or denominator (1) of one day, on the ratio's own grain."""
+    if f"{name}/none" in day:
+        return None
+    label = f"{name}/{'num' if which == 0 else 'den'}"
+    if label in day:
+        return day[label]
+    return day.get(RATIOS[name][which])
+
+
+def _with_ratios(day: Mapping[str, float]) -> dict[str, float]:
+    out = {k: v for k, v in day.items() if "/" not in k}
+    for name in RATIOS:
+        den = _part(day, name, 1)
+        if den:
+            out[name] = (_part(day, name, 0) or 0.0) / den
     return out
 
 
@@ -263,12 +314,21 @@ def _base(
     series: Mapping[date, Mapping[str, float]], day: date, sd: StoreDay, metric: str
 ) -> float | None:
     if metric in RATIOS:
-        num, den = RATIOS[metric]
+        nums = {d: _part(v, metric, 0) for d, v in series.items()}
+        dens = {d: _part(v, metric, 1) for d, v in series.items()}
         n = compute_baseline(
-            _metric_series(series, num), day, sd.baseline, phases=sd.phases, exclude=sd.context
+            {d: v for d, v in nums.items() if v is not None},
+            day,
+            sd.baseline,
+            phases=sd.phases,
+            exclude=sd.context,
         ).value
         d = compute_baseline(
-            _metric_series(series, den), day, sd.baseline, phases=sd.phases, exclude=sd.context
+            {d: v for d, v in dens.items() if v is not None},
+            day,
+            sd.baseline,
+            phases=sd.phases,
+            exclude=sd.context,
         ).value
         return n / d if n is not None and d else None
     return compute_baseline(

@@ -446,15 +446,13 @@ async def test_ingest_totals_are_the_shared_rules_on_any_mix(ingest: Harness, se
     )
     assert r.status_code == 202, r.text
     start = (end - timedelta(days=2)).isoformat()
-    for group_by, expect in (
-        ([], grains.aggregate(rows)),
-        (["channel"], grains.aggregate(rows, group_by=["channel"])),
-        (["traffic_type"], grains.aggregate(rows, group_by=["traffic_type"])),
-    ):
+    metrics = ("visitors", "buyers", "gmv", "cvr", "aov")
+    for group_by in ([], ["channel"], ["traffic_type"]):
+        expect = grains.derived(grains.aggregate(rows, group_by=group_by, metrics=metrics), metrics)
         params: dict[str, Any] = {
             "start": start,
             "end": end.isoformat(),
-            "metric": "visitors,buyers,gmv",
+            "metric": ",".join(metrics),
         }
         if group_by:
             params["group_by"] = group_by[0]
