@@ -23,10 +23,12 @@ from typing import IO, Any, NamedTuple
 import yaml
 
 from services.ingest.linemaps import LineSums, folded_list, folded_values, map_cell
+from shared import grains
 from shared.events.common import DERIVED_METRICS, RAW_METRICS, SCORE_METRICS
 
 PRESETS_DIR = Path(__file__).parent / "presets"
-KNOWN_DIMENSIONS = ("channel", "device", "region", "category", "product_id", "copy_id", "campaign")
+# Columns read as dimensions by name: the registry's (shared/dimensions.toml); others need dim_.
+KNOWN_DIMENSIONS = (*grains.registry().partition, *sorted(grains.registry().slices))
 DIM_PREFIX = "dim."
 _NUMBER_JUNK = re.compile(r"[,\s\u00a0'¥$€£]")
 

@@ -127,9 +127,11 @@ async def test_ndjson_long_and_wide(env: Any) -> None:
             "shopify_sales",
             "acme-us",
             {
-                ("2026-11-01", "gmv", "direct"): 3395.5,
-                ("2026-11-01", "refunds", "direct"): 80.5,
-                ("2026-11-01", "orders", "social"): 9,
+                # Shopify's sales channels are where orders were placed, not traffic sources
+                ("2026-11-01", "gmv", "sales_channel=online_store"): 3395.5,
+                ("2026-11-01", "refunds", "sales_channel=online_store"): 80.5,
+                ("2026-11-01", "orders", "sales_channel=facebook_instagram"): 9,
+                ("2026-11-01", "gmv", None): 3395.5 + 736.2,
             },
         ),
         (
@@ -153,12 +155,14 @@ async def test_presets_import_their_sample_files(
     assert job["status"] == "succeeded" and job["rows_rejected"] == 0, job
     for (day, metric, channel), value in expect.items():
         params: dict[str, Any] = {"start": day, "end": day, "metric": metric}
+        dim, _, want = (channel or "").rpartition("=")
+        dim = dim or "channel"
         if channel:
-            params["group_by"] = "channel"
+            params["group_by"] = dim
         r = await h.client.get(f"/v1/stores/{store}/metrics", params=params, headers=keys["viewer"])
         items = r.json()["items"]
         if channel:
-            items = [i for i in items if i["dimensions"]["channel"] == channel]
+            items = [i for i in items if i["dimensions"][dim] == want]
         assert items[0]["values"][metric] == pytest.approx(value)
     presets = (await h.client.get("/v1/import-presets", headers=keys["viewer"])).json()
     assert {p["name"] for p in presets} == {p.stem for p in PRESETS_DIR.glob("*.yaml")}
