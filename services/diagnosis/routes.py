@@ -28,6 +28,7 @@ from services.diagnosis.schemas import (
 from shared.app import ReadSession, UoW
 from shared.auth import Operator, Viewer
 from shared.errors import ValidationFailed
+from shared.events.common import Baseline
 
 router = APIRouter(prefix="/v1")
 
@@ -63,6 +64,23 @@ async def get_diagnosis(
     locale: SummaryLocale = "en",
 ) -> dict[str, Any]:
     return await service.get_report(session, principal, store_id, day, version, locale)
+
+
+@router.get("/stores/{store_id}/board", tags=["diagnoses"])
+async def get_board(
+    store_id: str,
+    principal: Viewer,
+    session: ReadSession,
+    request: Request,
+    date: Annotated[
+        dt.date | None, Query(description="the store's local date; yesterday by default")
+    ] = None,
+    baseline: Baseline = "same_weekday_last_week",
+) -> dict[str, Any]:
+    """The day's KPIs by channel and free / paid, each against its baseline and the market, the
+    market itself and the competitors beside the store, in the store's currency."""
+    history = request.app.state.settings.history_days
+    return await service.store_board(session, principal, store_id, date, baseline, history)
 
 
 @router.get("/stores/{store_id}/diagnoses", response_model=ReportPage, tags=["diagnoses"])

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.diagnosis import metrics
 from services.diagnosis import repository as repo
 from services.diagnosis.context import CampaignWindow, context_for
+from services.diagnosis.engine.board import build_board
 from services.diagnosis.engine.decomposition import Decomposition
 from services.diagnosis.engine.diagnose import Report as EngineReport
 from services.diagnosis.engine.diagnose import StoreDay, diagnose_store_day
@@ -211,6 +212,7 @@ class Loaded:
     context_items: list[dict[str, Any]]
     rows: int
     data_version: int | None = None
+    board: dict[str, Any] | None = None
 
 
 async def load_store_day(
@@ -319,6 +321,7 @@ def report_document(
     created_at: datetime,
     context_items: list[dict[str, Any]],
     finding_ids: Sequence[str],
+    board: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     mix = None
     if rep.mix is not None:
@@ -396,7 +399,7 @@ def report_document(
             }
             for fid, f in zip(finding_ids, rep.findings, strict=True)
         ],
-        "context": {"in_context": rep.context, "items": context_items},
+        "context": {"in_context": rep.context, "items": context_items, "board": board},
         "explained_by_market": rep.explained_by_market,
         "summaries": dict(rep.summaries),
     }
@@ -421,8 +424,16 @@ class Diagnosed:
 
 
 async def run_engine(loaded: Loaded) -> EngineReport:
-    """The engine is CPU-bound: run it off the event loop so requests keep being served."""
-    return await asyncio.to_thread(diagnose_store_day, loaded.store_day)
+    """The engine is CPU-bound: run it off the event loop so requests keep being served. The
+    day's board (engine/board.py) is made in the same thread and goes into the report's
+    context."""
+
+    def work() -> EngineReport:
+        rep = diagnose_store_day(loaded.store_day)
+        loaded.board = build_board(loaded.store_day)
+        return rep
+
+    return await asyncio.to_thread(work)
 
 
 async def persist_diagnosis(
@@ -451,6 +462,7 @@ async def persist_diagnosis(
         trigger=trigger,
         created_at=now,
         context_items=loaded.context_items,
+        board=loaded.board,
         finding_ids=fids,
     )
     await repo.insert_report(
@@ -776,6 +788,33 @@ async def request_diagnosis(
     done = await persist_diagnosis(write, loaded, rep, trigger="request", locale=body.locale)
     metrics.DURATION.labels("request").observe(time.perf_counter() - started)
     return shape_report(done.body, body.locale)
+
+
+async def store_board(
+    session: AsyncSession,
+    principal: Principal,
+    store_id: str,
+    day: dt.date | None,
+    baseline: str,
+    history_days: int,
+) -> dict[str, Any]:
+    """GET /v1/stores/{id}/board: the day's KPIs by channel and free / paid against the
+    baseline and the market, the market, and the competitors beside the store (yesterday, in the
+    store's timezone, by default)."""
+    store = await _visible_store(session, principal, store_id)
+    today = local_today(store.timezone)
+    day = day or today - timedelta(days=1)
+    if day > today:
+        raise _invalid(
+            ["query", "date"],
+            f"{day} is in the future for this store (its local date is {today})",
+        )
+    loaded = await load_store_day(session, store, day, baseline, history_days)
+    await session.rollback()
+    if not loaded.rows:
+        raise Conflict(f"No data yet for store {store_id!r} on or before {day}")
+    board = await asyncio.to_thread(build_board, loaded.store_day)
+    return {"store_id": store_id, **board}
 
 
 async def get_report(
