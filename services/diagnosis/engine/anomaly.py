@@ -14,6 +14,17 @@ model so that an expected Double 11 peak does not distort the days after it.
 
 score = |z| / (|z| + k) with z the residual over a robust scale: 0.5 exactly at the label's
 threshold |z| = k, monotone, in [0, 1).
+
+Calibration (docs/diagnosis.md, "Calibrated KPI flags"): a robust scale learnt from a few weeks of
+a smooth history can be far below what sampling alone makes a day move by (a conversion rate of
+40 buyers moves by 16% on chance alone), and then any change is many "sigmas". When the caller
+says what kind of number the series is (`noise`) and on how much volume each point rests
+(`volumes`: the denominator of a rate, the buyers behind an average order value), the scale is
+floored at the point's sampling standard error, taken at the forecast (the score test: the
+spread the point would have if nothing had changed), widened by the forecast's own error. And a
+residual under `min_effect` of the forecast (a practical effect size) is never labelled: the
+scale is also floored at min_effect x |forecast| / k. Both floors only widen the scale, so the
+score stays in [0, 1) and monotone in |residual|.
 """
 
 from __future__ import annotations
@@ -26,6 +37,13 @@ from typing import Literal
 from services.diagnosis.engine.errors import InputError
 
 PointDirection = Literal["up", "down", "flat", "missing"]
+# What a point of the series is, for its sampling noise (the volume is the `volumes` entry):
+#   count      a count of events (visitors, buyers): Poisson, sd = sqrt(expected)
+#   proportion a rate of successes among `volume` trials (cvr, ctr): sd = sqrt(p (1 - p) / n)
+#   mean       an average over `volume` items (aov over buyers): sd = |expected| cv / sqrt(n)
+#   total      a sum of amounts over `volume` items (gmv over buyers): compound Poisson,
+#              sd = |expected| sqrt((1 + cv^2) / n)
+NoiseKind = Literal["none", "count", "proportion", "mean", "total"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +59,10 @@ class AnomalyConfig:
     warmup_seasons: int = 2
     drift_lambda: float = 0.15  # EWMA of residuals: a slow drift the clipped update lags behind
     drift_k: float = 4.0
+    # Calibration (used only when the caller passes a noise kind and volumes, or a min_effect):
+    noise_floor: bool = True  # floor the scale at the sampling standard error; False: the old
+    min_effect: float = 0.0  # residuals under this share of the forecast are never labelled
+    value_cv: float = 1.0  # coefficient of variation of one item's amount (an order's value)
 
 
 @dataclass(frozen=True)
@@ -68,13 +90,39 @@ def score_series(
     period: int | None = None,
     expected_windows: Sequence[bool] | None = None,
     config: AnomalyConfig | None = None,
+    noise: NoiseKind = "none",
+    volumes: Sequence[float | None] | None = None,
 ) -> list[AnomalyPoint]:
-    """Score every point of a regular series using only the points before it."""
+    """Score every point of a regular series using only the points before it.
+
+    noise and volumes (one per point; None where unknown) floor the scale at each point's
+    sampling error; config.min_effect floors it at a practical effect size (module docstring)."""
     cfg = config or AnomalyConfig()
     if not values:
         raise InputError("the series is empty")
     if expected_windows is not None and len(expected_windows) != len(values):
         raise InputError("expected_windows must have one flag per point")
+    if volumes is not None and len(volumes) != len(values):
+        raise InputError("volumes must have one entry per point")
+    if noise not in ("none", "count", "proportion", "mean", "total"):
+        raise InputError(f"unknown noise kind {noise!r}")
+    if noise in ("proportion", "mean", "total") and volumes is None:
+        raise InputError(f"noise {noise!r} needs the volumes")
+    calibrated = cfg.noise_floor and noise != "none"
+    # the forecast is itself an average of noisy points: its variance adds about alpha / (2 -
+    # alpha) of a point's (an exponentially weighted mean's)
+    widen = math.sqrt(1 + cfg.alpha / (2 - cfg.alpha))
+    min_effect = max(0.0, cfg.min_effect)
+    floored = calibrated or min_effect > 0
+
+    def floor(t: int, expected: float) -> float:
+        """The smallest scale a point may be judged on: its sampling error at the forecast,
+        and the practical effect size over k."""
+        f = min_effect * abs(expected) / cfg.k
+        if calibrated:
+            vol = volumes[t] if volumes is not None else None
+            f = max(f, widen * sampling_sd(noise, expected, vol, cfg.value_cv))
+        return f
     m = period if period and period > 1 else 1
     warm = max(8, cfg.warmup_seasons * m) if m > 1 else 8
     out: list[AnomalyPoint] = []
@@ -103,7 +151,7 @@ def score_series(
             if len(obs) >= 5:
                 med = _median(obs[-warm:])
                 mad = _median([abs(v - med) for v in obs[-warm:]]) * 1.4826
-                sc = max(mad, 1e-9 * max(1.0, abs(med)))
+                sc = max(mad, 1e-9 * max(1.0, abs(med)), floor(t, med) if floored else 0.0)
                 z = (x - med) / sc if abs(x - med) > 1e-12 else 0.0
                 if m > 1:
                     z /= 3  # no seasonality yet: the spread holds the season; be cautious
@@ -121,7 +169,7 @@ def score_series(
             level += trend
             continue
         r = x - pred
-        sc = max(scale, 1e-9 * max(1.0, abs(level)))
+        sc = max(scale, 1e-9 * max(1.0, abs(level)), floor(t, pred) if floored else 0.0)
         z = r / sc if abs(r) > 1e-12 else 0.0
         if ctx:
             out.append(_point(z, k, pred, ctx))
@@ -129,7 +177,7 @@ def score_series(
             continue
         drift = (1 - lam) * drift + lam * max(-3 * sc, min(3 * sc, r))
         zd = drift / (sc * drift_sd)
-        if abs(zd) > cfg.drift_k and abs(z) <= k:
+        if abs(zd) > cfg.drift_k and abs(z) <= k and abs(r) >= min_effect * abs(pred):
             # a trend change: the forecast keeps missing the same way; label it, then follow
             out.append(_point(math.copysign(k * abs(zd) / cfg.drift_k, zd), k, pred, ctx))
             level += trend + drift
@@ -171,6 +219,25 @@ def score_series(
             season[ph] += cfg.gamma * (1 - cfg.alpha) * rc
         scale = (1 - cfg.eta) * scale + cfg.eta * 1.2533 * min(abs(r), clip * 2 * sc)
     return out
+
+
+def sampling_sd(kind: NoiseKind, expected: float, volume: float | None, cv: float = 1.0) -> float:
+    """The standard deviation one point of this kind has from sampling alone, at its expected
+    value and volume (0 when unknown). A volume under one item counts as one."""
+    if kind == "none" or _isnan(expected):
+        return 0.0
+    if kind == "count":
+        return math.sqrt(max(abs(expected), 1.0))
+    if volume is None or _isnan(volume) or volume <= 0:
+        return 0.0
+    n = max(float(volume), 1.0)
+    if kind == "proportion":
+        # at least half an event either way: a rate of 0 over n trials is not known to be 0
+        p = min(max(expected, 0.5 / n), 1 - 0.5 / n) if n > 1 else 0.5
+        return math.sqrt(p * (1 - p) / n)
+    if kind == "mean":
+        return abs(expected) * cv / math.sqrt(n)
+    return abs(expected) * math.sqrt((1 + cv * cv) / n)  # total
 
 
 def _point(z: float, k: float, expected: float, ctx: bool) -> AnomalyPoint:
