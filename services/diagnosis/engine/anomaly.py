@@ -43,7 +43,9 @@ PointDirection = Literal["up", "down", "flat", "missing"]
 #   mean       an average over `volume` items (aov over buyers): sd = |expected| cv / sqrt(n)
 #   total      a sum of amounts over `volume` items (gmv over buyers): compound Poisson,
 #              sd = |expected| sqrt((1 + cv^2) / n)
-NoiseKind = Literal["none", "count", "proportion", "mean", "total"]
+#   share      a share of amounts: the amounts of some of `volume` items over all of them
+#              (refunds over gmv): p n items expected, sd = sqrt(p (1 + cv^2) / n)
+NoiseKind = Literal["none", "count", "proportion", "mean", "total", "share"]
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,10 @@ class AnomalyConfig:
     warmup_seasons: int = 2
     drift_lambda: float = 0.15  # EWMA of residuals: a slow drift the clipped update lags behind
     drift_k: float = 4.0
-    # Calibration (used only when the caller passes a noise kind and volumes, or a min_effect):
-    noise_floor: bool = True  # floor the scale at the sampling standard error; False: the old
+    # Calibration. calibrated: the scale is floored at the sampling error when the caller passes
+    # a noise kind and volumes, the warm-up scale is corrected for the season it fits, and the
+    # scale is a plain mean of its first residuals; False is the detector before issue 14.
+    calibrated: bool = True
     min_effect: float = 0.0  # residuals under this share of the forecast are never labelled
     value_cv: float = 1.0  # coefficient of variation of one item's amount (an order's value)
 
@@ -104,11 +108,11 @@ def score_series(
         raise InputError("expected_windows must have one flag per point")
     if volumes is not None and len(volumes) != len(values):
         raise InputError("volumes must have one entry per point")
-    if noise not in ("none", "count", "proportion", "mean", "total"):
+    if noise not in ("none", "count", "proportion", "mean", "total", "share"):
         raise InputError(f"unknown noise kind {noise!r}")
-    if noise in ("proportion", "mean", "total") and volumes is None:
+    if noise != "none" and noise != "count" and volumes is None:
         raise InputError(f"noise {noise!r} needs the volumes")
-    calibrated = cfg.noise_floor and noise != "none"
+    calibrated = cfg.calibrated and noise != "none"
     # the forecast is itself an average of noisy points: its variance adds about alpha / (2 -
     # alpha) of a point's (an exponentially weighted mean's)
     widen = math.sqrt(1 + cfg.alpha / (2 - cfg.alpha))
@@ -130,6 +134,7 @@ def score_series(
     level = trend = scale = 0.0
     season = [0.0] * m
     ready = False
+    seen = 0.0  # how many residuals the scale is worth: it starts as a plain mean
     run: list[float] = []
     phase_runs = [0] * m
     phase_last = [0.0] * m
@@ -159,7 +164,7 @@ def score_series(
             out.append(pt)
             hist.append(x if not ctx else math.nan)
             if len(hist) >= warm:
-                level, trend, season, scale, ready = _init(hist, m)
+                level, trend, season, scale, seen, ready = _init(hist, m, cfg.calibrated)
                 if not ready:
                     continue
             continue
@@ -217,7 +222,11 @@ def score_series(
         level = new_level
         if m > 1:
             season[ph] += cfg.gamma * (1 - cfg.alpha) * rc
-        scale = (1 - cfg.eta) * scale + cfg.eta * 1.2533 * min(abs(r), clip * 2 * sc)
+        # an exponentially weighted mean, but a plain mean while it has seen fewer than 1 / eta
+        # residuals: a scale from a handful of warm-up points is not worth 20 of them
+        e = max(cfg.eta, 1 / (seen + 1)) if cfg.calibrated else cfg.eta
+        seen += 1
+        scale = (1 - e) * scale + e * 1.2533 * min(abs(r), clip * 2 * sc)
     return out
 
 
@@ -237,6 +246,9 @@ def sampling_sd(kind: NoiseKind, expected: float, volume: float | None, cv: floa
         return math.sqrt(p * (1 - p) / n)
     if kind == "mean":
         return abs(expected) * cv / math.sqrt(n)
+    if kind == "share":
+        p = min(max(expected, 0.5 / n), 1.0)
+        return math.sqrt(p * (1 + cv * cv) / n)
     return abs(expected) * math.sqrt((1 + cv * cv) / n)  # total
 
 
@@ -248,11 +260,14 @@ def _point(z: float, k: float, expected: float, ctx: bool) -> AnomalyPoint:
     return AnomalyPoint(round(score, 6), label, direction, expected, ctx)
 
 
-def _init(hist: list[float], m: int) -> tuple[float, float, list[float], float, bool]:
-    """Level, trend, season and scale from the warm-up points, robustly."""
+def _init(
+    hist: list[float], m: int, calibrated: bool = True
+) -> tuple[float, float, list[float], float, float, bool]:
+    """Level, trend, season and scale from the warm-up points, robustly; and how many
+    residuals the scale is worth."""
     obs = [(i, v) for i, v in enumerate(hist) if not math.isnan(v)]
     if len(obs) < max(5, m):
-        return 0.0, 0.0, [0.0] * m, 0.0, False
+        return 0.0, 0.0, [0.0] * m, 0.0, 0.0, False
     n = len(hist)
     if m > 1:
         cycles = n // m
@@ -278,5 +293,23 @@ def _init(hist: list[float], m: int) -> tuple[float, float, list[float], float, 
         level += mean_s
     res = [v - level - season[i % m] for i, v in detr]
     scale = _median([abs(r) for r in res]) * 1.4826
+    worth = float(len(obs))
+    if m > 1 and calibrated:
+        # A season fitted on c points per phase eats a share of the noise (with c = 2 each
+        # residual is half a difference: the MAD sees 0.71 sigma; with c = 1 it sees nothing).
+        # The same phase one season apart differs by sqrt(2) sigma whatever c is: the scale
+        # comes from those differences, times sqrt(1 + 1/c) since the forecast's season is
+        # itself a mean of c noisy points. With no such pair, the spread around the level
+        # (which still holds the season) is the cautious answer.
+        at = dict(detr)
+        diffs = [abs(v - at[i - m]) for i, v in detr if i - m in at]
+        per_phase = [sum(1 for i, _ in detr if i % m == p) for p in range(m)]
+        c = max(1, sorted(per_phase)[m // 2])
+        if len(diffs) >= 3:
+            scale = max(scale, _median(diffs) * 1.4826 / math.sqrt(2) * math.sqrt(1 + 1 / c))
+            worth = float(len(diffs))
+        else:
+            scale = max(scale, _median([abs(v - level) for _, v in detr]) * 1.4826)
+            worth = 2.0
     # next point is index n: rotate so season[t % m] stays aligned, and level is at n - 1
-    return level, trend, season, max(scale, 1e-9), True
+    return level, trend, season, max(scale, 1e-9), worth, True
