@@ -206,7 +206,7 @@ def incident_effect_and_sd(s: Store, inc: str) -> tuple[float, float]:
     b = float(buyers_leaf.sum())
     w = buyers_leaf / b
     if inc == "traffic_drop":
-        sd = ((0.05 * T3_SD) ** 2 + (0.08 * T4_SD) ** 2 * float((s.share**2).sum()) + 1 / lam)
+        sd = (0.05 * T3_SD) ** 2 + (0.08 * T4_SD) ** 2 * float((s.share**2).sum()) + 1 / lam
         return 0.4, float(sd**0.5)
     if inc == "aov_drop":
         cv2 = float(np.exp(s.sigma_order**2) - 1)

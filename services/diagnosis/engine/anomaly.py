@@ -127,6 +127,7 @@ def score_series(
             vol = volumes[t] if volumes is not None else None
             f = max(f, widen * sampling_sd(noise, expected, vol, cfg.value_cv))
         return f
+
     m = period if period and period > 1 else 1
     warm = max(8, cfg.warmup_seasons * m) if m > 1 else 8
     out: list[AnomalyPoint] = []
