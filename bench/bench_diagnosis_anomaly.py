@@ -25,6 +25,17 @@ START = 70  # anomalies are placed from here on; scoring counts from day 28
 SERIES = 40  # per kind
 HELD_OUT = 1000
 KINDS = ("spike", "level_shift", "trend_change", "seasonality_change", "missing", "festival")
+# What a good detector should reach on the realistic generator, set before measuring ours (a
+# 25-60% spike is 6-15 noise sd on a mid-size series but 2-4 on a series of 50 a day; a ramped
+# shift is found within its week; a slow ramp is the hardest; a missing day is always known).
+FLOORS = {
+    "spike": 0.8,
+    "level_shift": 0.85,
+    "trend_change": 0.6,
+    "seasonality_change": 0.75,
+    "missing": 0.95,
+    "festival": 0.8,
+}
 
 
 @dataclass
@@ -35,17 +46,31 @@ class Series:
     festival: tuple[int, int] | None = None
 
 
-def make_series(kind: str, seed: int) -> Series:
+def make_series(kind: str, seed: int, realistic: bool = True) -> Series:
+    """One labelled series (docs/diagnosis.md, "Our own generators"). realistic (the default):
+    the level spans small volumes too (50-5,000 a day, log-uniform), the day noise is
+    heavy-tailed (Student-t, 4 degrees, sd 4%) and the values are counts drawn from it
+    (Poisson: a small series is noisier), level shifts ramp in over 1-3 days and give a fifth
+    back over the next two weeks, and a spike may leave a smaller echo the next day.
+    realistic=False is the clean generator before issue 14."""
     rng = np.random.default_rng(seed)
     t = np.arange(N_DAYS)
-    level = rng.uniform(500, 5000)
+    level = (
+        float(np.exp(rng.uniform(np.log(50), np.log(5000))))
+        if realistic
+        else rng.uniform(500, 5000)
+    )
     slope = rng.uniform(-0.001, 0.002) * level
     week = np.array([1.0, 0.97, 0.95, 1.0, 1.05, 1.0, 1.0]) * rng.uniform(0.95, 1.05, 7)
     weekend = rng.uniform(0.65, 1.35)
     week[5] *= weekend
     week[6] *= weekend
     base = (level + slope * t) * week[t % 7]
-    noise = rng.normal(0, 0.04, N_DAYS)
+    if realistic:
+        noise = 0.04 * 0.8 * rng.standard_t(4, N_DAYS) / np.sqrt(2)
+        noise = np.maximum(noise, -0.9)
+    else:
+        noise = rng.normal(0, 0.04, N_DAYS)
     y = base * (1 + noise)
     windows: list[tuple[int, int]] = []
     expected = [False] * N_DAYS
@@ -70,10 +95,21 @@ def make_series(kind: str, seed: int) -> Series:
             if all(abs(p - q) > 7 for q in pos) and not expected[p]:
                 pos.append(p)
         for p in pos:
-            y[p] *= 1 + rng.uniform(0.25, 0.6) * (1 if rng.random() < 0.5 else -1)
-            windows.append((p, p + 1))
+            mag = rng.uniform(0.25, 0.6) * (1 if rng.random() < 0.5 else -1)
+            y[p] *= 1 + mag
+            echo = realistic and p + 1 < N_DAYS and not expected[p + 1] and rng.random() < 0.3
+            if echo:
+                y[p + 1] *= 1 + mag * rng.uniform(0.2, 0.5)
+            windows.append((p, p + 1 + echo))
     elif kind == "level_shift":
-        y[t0:] *= 1 + rng.uniform(0.2, 0.5) * (1 if rng.random() < 0.5 else -1)
+        mag = rng.uniform(0.2, 0.5) * (1 if rng.random() < 0.5 else -1)
+        if realistic:
+            ramp = int(rng.integers(1, 4))
+            share = np.clip((t - t0 + 1) / ramp, 0, 1)
+            share = share * (1 - 0.2 * np.clip((t - t0 - ramp) / 14, 0, 1))
+            y *= 1 + mag * share
+        else:
+            y[t0:] *= 1 + mag
         windows.append((t0, t0 + 7))
     elif kind == "trend_change":
         d = rng.uniform(0.012, 0.025) * level * (1 if rng.random() < 0.5 else -1)
@@ -87,7 +123,9 @@ def make_series(kind: str, seed: int) -> Series:
             new[5], new[6] = week[5] * 1.5, week[6] * 1.5
         y[t0:] = (level + slope * t[t0:]) * new[t[t0:] % 7] * (1 + noise[t0:])
         windows.append((t0, t0 + 21))
-    elif kind == "missing":
+    if realistic:
+        y = rng.poisson(np.maximum(y, 0)).astype(float)  # counts: Poisson noise on top
+    if kind == "missing":
         vals: list[float | None] = [float(v) for v in y]
         for p in sorted(rng.choice(np.arange(START, N_DAYS), 3, replace=False).tolist()):
             vals[p] = None
@@ -156,8 +194,10 @@ def main(seed0: int = HELD_OUT) -> int:
         note = f"P {p:.2f} R {rc:.2f}; rolling z P {bp:.2f} R {br:.2f} F1 {bf:.3f}"
         if kind == "festival":
             note += f"; flags on festival days: ours {ff}, rolling z {bff}"
-        passed = f > bf and (kind != "festival" or ff == 0)
-        target = "> rolling z" + (", 0 festival flags" if kind == "festival" else "")
+        passed = f > bf and f >= FLOORS[kind] and (kind != "festival" or ff == 0)
+        target = f">= {FLOORS[kind]:g} and > rolling z" + (
+            ", 0 festival flags" if kind == "festival" else ""
+        )
         results.append((f"anomaly F1, {kind.replace('_', ' ')}", target, f"{f:.3f}", passed, note))
     rng = np.random.default_rng(seed0)
     n = 200_000
@@ -187,8 +227,9 @@ def main(seed0: int = HELD_OUT) -> int:
     header = [
         "## Diagnosis: anomalies",
         "",
-        f"Held-out seeds from {seed0}, {SERIES} daily series of {N_DAYS} days per kind; event-level "
-        "precision/recall (docs/diagnosis.md).",
+        f"Held-out seeds from {seed0}, {SERIES} daily series of {N_DAYS} days per kind, the "
+        "realistic generator (heavy-tailed and Poisson noise, 50-5,000 a day, ramped shifts, "
+        "spike echoes); event-level precision/recall (docs/diagnosis.md, Our own generators).",
         "",
         "| benchmark | target | measured | result | baseline / note |",
         "|---|---|---|---|---|",

@@ -14,6 +14,17 @@ model so that an expected Double 11 peak does not distort the days after it.
 
 score = |z| / (|z| + k) with z the residual over a robust scale: 0.5 exactly at the label's
 threshold |z| = k, monotone, in [0, 1).
+
+Calibration (docs/diagnosis.md, "Calibrated KPI flags"): a robust scale learnt from a few weeks of
+a smooth history can be far below what sampling alone makes a day move by (a conversion rate of
+40 buyers moves by 16% on chance alone), and then any change is many "sigmas". When the caller
+says what kind of number the series is (`noise`) and on how much volume each point rests
+(`volumes`: the denominator of a rate, the buyers behind an average order value), the scale is
+floored at the point's sampling standard error, taken at the forecast (the score test: the
+spread the point would have if nothing had changed), widened by the forecast's own error. And a
+residual under `min_effect` of the forecast (a practical effect size) is never labelled: the
+scale is also floored at min_effect x |forecast| / k. Both floors only widen the scale, so the
+score stays in [0, 1) and monotone in |residual|.
 """
 
 from __future__ import annotations
@@ -26,6 +37,15 @@ from typing import Literal
 from services.diagnosis.engine.errors import InputError
 
 PointDirection = Literal["up", "down", "flat", "missing"]
+# What a point of the series is, for its sampling noise (the volume is the `volumes` entry):
+#   count      a count of events (visitors, buyers): Poisson, sd = sqrt(expected)
+#   proportion a rate of successes among `volume` trials (cvr, ctr): sd = sqrt(p (1 - p) / n)
+#   mean       an average over `volume` items (aov over buyers): sd = |expected| cv / sqrt(n)
+#   total      a sum of amounts over `volume` items (gmv over buyers): compound Poisson,
+#              sd = |expected| sqrt((1 + cv^2) / n)
+#   share      a share of amounts: the amounts of some of `volume` items over all of them
+#              (refunds over gmv): p n items expected, sd = sqrt(p (1 + cv^2) / n)
+NoiseKind = Literal["none", "count", "proportion", "mean", "total", "share"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +61,12 @@ class AnomalyConfig:
     warmup_seasons: int = 2
     drift_lambda: float = 0.15  # EWMA of residuals: a slow drift the clipped update lags behind
     drift_k: float = 4.0
+    # Calibration. calibrated: the scale is floored at the sampling error when the caller passes
+    # a noise kind and volumes, the warm-up scale is corrected for the season it fits, and the
+    # scale is a plain mean of its first residuals; False is the detector before issue 14.
+    calibrated: bool = True
+    min_effect: float = 0.0  # residuals under this share of the forecast are never labelled
+    value_cv: float = 1.0  # coefficient of variation of one item's amount (an order's value)
 
 
 @dataclass(frozen=True)
@@ -68,13 +94,40 @@ def score_series(
     period: int | None = None,
     expected_windows: Sequence[bool] | None = None,
     config: AnomalyConfig | None = None,
+    noise: NoiseKind = "none",
+    volumes: Sequence[float | None] | None = None,
 ) -> list[AnomalyPoint]:
-    """Score every point of a regular series using only the points before it."""
+    """Score every point of a regular series using only the points before it.
+
+    noise and volumes (one per point; None where unknown) floor the scale at each point's
+    sampling error; config.min_effect floors it at a practical effect size (module docstring)."""
     cfg = config or AnomalyConfig()
     if not values:
         raise InputError("the series is empty")
     if expected_windows is not None and len(expected_windows) != len(values):
         raise InputError("expected_windows must have one flag per point")
+    if volumes is not None and len(volumes) != len(values):
+        raise InputError("volumes must have one entry per point")
+    if noise not in ("none", "count", "proportion", "mean", "total", "share"):
+        raise InputError(f"unknown noise kind {noise!r}")
+    if noise != "none" and noise != "count" and volumes is None:
+        raise InputError(f"noise {noise!r} needs the volumes")
+    calibrated = cfg.calibrated and noise != "none"
+    # the forecast is itself an average of noisy points: its variance adds about alpha / (2 -
+    # alpha) of a point's (an exponentially weighted mean's)
+    widen = math.sqrt(1 + cfg.alpha / (2 - cfg.alpha))
+    min_effect = max(0.0, cfg.min_effect)
+    floored = calibrated or min_effect > 0
+
+    def floor(t: int, expected: float) -> float:
+        """The smallest scale a point may be judged on: its sampling error at the forecast,
+        and the practical effect size over k."""
+        f = min_effect * abs(expected) / cfg.k
+        if calibrated:
+            vol = volumes[t] if volumes is not None else None
+            f = max(f, widen * sampling_sd(noise, expected, vol, cfg.value_cv))
+        return f
+
     m = period if period and period > 1 else 1
     warm = max(8, cfg.warmup_seasons * m) if m > 1 else 8
     out: list[AnomalyPoint] = []
@@ -82,6 +135,7 @@ def score_series(
     level = trend = scale = 0.0
     season = [0.0] * m
     ready = False
+    seen = 0.0  # how many residuals the scale is worth: it starts as a plain mean
     run: list[float] = []
     phase_runs = [0] * m
     phase_last = [0.0] * m
@@ -103,7 +157,7 @@ def score_series(
             if len(obs) >= 5:
                 med = _median(obs[-warm:])
                 mad = _median([abs(v - med) for v in obs[-warm:]]) * 1.4826
-                sc = max(mad, 1e-9 * max(1.0, abs(med)))
+                sc = max(mad, 1e-9 * max(1.0, abs(med)), floor(t, med) if floored else 0.0)
                 z = (x - med) / sc if abs(x - med) > 1e-12 else 0.0
                 if m > 1:
                     z /= 3  # no seasonality yet: the spread holds the season; be cautious
@@ -111,7 +165,7 @@ def score_series(
             out.append(pt)
             hist.append(x if not ctx else math.nan)
             if len(hist) >= warm:
-                level, trend, season, scale, ready = _init(hist, m)
+                level, trend, season, scale, seen, ready = _init(hist, m, cfg.calibrated)
                 if not ready:
                     continue
             continue
@@ -121,7 +175,7 @@ def score_series(
             level += trend
             continue
         r = x - pred
-        sc = max(scale, 1e-9 * max(1.0, abs(level)))
+        sc = max(scale, 1e-9 * max(1.0, abs(level)), floor(t, pred) if floored else 0.0)
         z = r / sc if abs(r) > 1e-12 else 0.0
         if ctx:
             out.append(_point(z, k, pred, ctx))
@@ -129,7 +183,7 @@ def score_series(
             continue
         drift = (1 - lam) * drift + lam * max(-3 * sc, min(3 * sc, r))
         zd = drift / (sc * drift_sd)
-        if abs(zd) > cfg.drift_k and abs(z) <= k:
+        if abs(zd) > cfg.drift_k and abs(z) <= k and abs(r) >= min_effect * abs(pred):
             # a trend change: the forecast keeps missing the same way; label it, then follow
             out.append(_point(math.copysign(k * abs(zd) / cfg.drift_k, zd), k, pred, ctx))
             level += trend + drift
@@ -169,8 +223,34 @@ def score_series(
         level = new_level
         if m > 1:
             season[ph] += cfg.gamma * (1 - cfg.alpha) * rc
-        scale = (1 - cfg.eta) * scale + cfg.eta * 1.2533 * min(abs(r), clip * 2 * sc)
+        # an exponentially weighted mean, but a plain mean while it has seen fewer than 1 / eta
+        # residuals: a scale from a handful of warm-up points is not worth 20 of them
+        e = max(cfg.eta, 1 / (seen + 1)) if cfg.calibrated else cfg.eta
+        seen += 1
+        scale = (1 - e) * scale + e * 1.2533 * min(abs(r), clip * 2 * sc)
     return out
+
+
+def sampling_sd(kind: NoiseKind, expected: float, volume: float | None, cv: float = 1.0) -> float:
+    """The standard deviation one point of this kind has from sampling alone, at its expected
+    value and volume (0 when unknown). A volume under one item counts as one."""
+    if kind == "none" or _isnan(expected):
+        return 0.0
+    if kind == "count":
+        return math.sqrt(max(abs(expected), 1.0))
+    if volume is None or _isnan(volume) or volume <= 0:
+        return 0.0
+    n = max(float(volume), 1.0)
+    if kind == "proportion":
+        # at least half an event either way: a rate of 0 over n trials is not known to be 0
+        p = min(max(expected, 0.5 / n), 1 - 0.5 / n) if n > 1 else 0.5
+        return math.sqrt(p * (1 - p) / n)
+    if kind == "mean":
+        return abs(expected) * cv / math.sqrt(n)
+    if kind == "share":
+        p = min(max(expected, 0.5 / n), 1.0)
+        return math.sqrt(p * (1 + cv * cv) / n)
+    return abs(expected) * math.sqrt((1 + cv * cv) / n)  # total
 
 
 def _point(z: float, k: float, expected: float, ctx: bool) -> AnomalyPoint:
@@ -181,11 +261,14 @@ def _point(z: float, k: float, expected: float, ctx: bool) -> AnomalyPoint:
     return AnomalyPoint(round(score, 6), label, direction, expected, ctx)
 
 
-def _init(hist: list[float], m: int) -> tuple[float, float, list[float], float, bool]:
-    """Level, trend, season and scale from the warm-up points, robustly."""
+def _init(
+    hist: list[float], m: int, calibrated: bool = True
+) -> tuple[float, float, list[float], float, float, bool]:
+    """Level, trend, season and scale from the warm-up points, robustly; and how many
+    residuals the scale is worth."""
     obs = [(i, v) for i, v in enumerate(hist) if not math.isnan(v)]
     if len(obs) < max(5, m):
-        return 0.0, 0.0, [0.0] * m, 0.0, False
+        return 0.0, 0.0, [0.0] * m, 0.0, 0.0, False
     n = len(hist)
     if m > 1:
         cycles = n // m
@@ -211,5 +294,23 @@ def _init(hist: list[float], m: int) -> tuple[float, float, list[float], float, 
         level += mean_s
     res = [v - level - season[i % m] for i, v in detr]
     scale = _median([abs(r) for r in res]) * 1.4826
+    worth = float(len(obs))
+    if m > 1 and calibrated:
+        # A season fitted on c points per phase eats a share of the noise (with c = 2 each
+        # residual is half a difference: the MAD sees 0.71 sigma; with c = 1 it sees nothing).
+        # The same phase one season apart differs by sqrt(2) sigma whatever c is: the scale
+        # comes from those differences, times sqrt(1 + 1/c) since the forecast's season is
+        # itself a mean of c noisy points. With no such pair, the spread around the level
+        # (which still holds the season) is the cautious answer.
+        at = dict(detr)
+        diffs = [abs(v - at[i - m]) for i, v in detr if i - m in at]
+        per_phase = [sum(1 for i, _ in detr if i % m == p) for p in range(m)]
+        c = max(1, sorted(per_phase)[m // 2])
+        if len(diffs) >= 3:
+            scale = max(scale, _median(diffs) * 1.4826 / math.sqrt(2) * math.sqrt(1 + 1 / c))
+            worth = float(len(diffs))
+        else:
+            scale = max(scale, _median([abs(v - level) for _, v in detr]) * 1.4826)
+            worth = 2.0
     # next point is index n: rotate so season[t % m] stays aligned, and level is at n - 1
-    return level, trend, season, max(scale, 1e-9), True
+    return level, trend, season, max(scale, 1e-9), worth, True

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from services.diagnosis.engine.anomaly import score_series
+from services.diagnosis.engine.anomaly import AnomalyConfig, NoiseKind, score_series
 from services.diagnosis.engine.baselines import (
     MIN_PRESENT,
     PhaseWindow,
@@ -52,6 +52,30 @@ RATIOS = DERIVED  # derived metric -> (numerator, denominator): shared/events/co
 KPI_METRICS = ("gmv", "visitors", "buyers", "cvr", "aov", "ctr", "inquiry_cvr", "refund_rate")
 # The store's move (net of the market) below which no root cause is looked for.
 MIN_MOVE_FOR_CAUSES = 0.03
+# The daily KPI flag (docs/diagnosis.md, "Calibrated KPI flags"): each KPI's scale is floored at
+# the sampling error of its own volume, a move under 3% of the forecast is never flagged, and
+# with an honest scale the label is |z| > 3 (bench/bench_diagnosis_calibration.py).
+KPI_ANOMALY = AnomalyConfig(k=3.0, min_effect=0.03)
+# The flag before issue 14, for the calibration bench's baseline: the robust scale alone.
+UNCALIBRATED_ANOMALY = AnomalyConfig(calibrated=False)
+
+
+def _kpi_noise(metric: str, day: Mapping[str, float]) -> tuple[NoiseKind, float | None]:
+    """What kind of number a KPI is and the volume one day of it rests on."""
+    if metric in ("visitors", "buyers"):
+        return "count", None
+    if metric == "gmv":
+        return "total", day.get("buyers")
+    if metric == "aov":
+        return "mean", day.get("buyers")
+    if metric == "refund_rate":
+        # refunds / gmv: the amounts of the refunded share of the day's orders
+        return "share", day.get("buyers")
+    if metric in RATIOS:
+        return "proportion", day.get(RATIOS[metric][1])
+    return "none", None
+
+
 SCOPE_METRICS = (
     "visitors",
     "impressions",
@@ -86,6 +110,7 @@ class StoreDay:
     baseline: Baseline = "same_weekday_last_week"
     phases: Sequence[PhaseWindow] = ()
     context_days: Collection[date] = ()  # campaign windows and holidays: expected, not incidents
+    anomaly: AnomalyConfig = KPI_ANOMALY  # the KPI flags' detector (calibrated by default)
 
     rules: Sequence[Rule] = RULES  # the finding rules; a deployment may pass its own table
     columns: SeriesColumns | None = None  # instead of rows
@@ -387,11 +412,39 @@ def diagnose_store_day(sd: StoreDay) -> Report:
         mv = bench.get(day, {}).get(metric)
         mb = _market_base(bench, day, sd, metric) if mv is not None else None
         vals: list[float | None] = []
+        vols: list[float | None] = []
+        noise: NoiseKind = "none"
         for d in dates:
             dv = _with_ratios(all_[d])
             vals.append(dv.get(metric))
-        pts = score_series(vals, period=7, expected_windows=ctx_flags) if len(vals) > 1 else []
+            noise, vol = _kpi_noise(metric, dv)
+            vols.append(vol)
+        pts = (
+            score_series(
+                vals,
+                period=7,
+                expected_windows=ctx_flags,
+                config=sd.anomaly,
+                noise=noise,
+                volumes=vols,
+            )
+            if len(vals) > 1
+            else []
+        )
         last = pts[-1] if pts else None
+        score = last.score if last else None
+        flagged = bool(last and last.label)
+        moved = compare(today[metric], b).change
+        if (
+            score is not None
+            and sd.anomaly.min_effect > 0
+            and moved is not None
+            and abs(moved) < sd.anomaly.min_effect
+        ):
+            # the move the report shows (against the baseline) is under the practical effect:
+            # never flagged, whatever the forecast said; the score stays under the flag's 0.5
+            flagged = False
+            score = min(score, 0.499999)
         kpis.append(
             kpi(
                 metric,
@@ -399,8 +452,8 @@ def diagnose_store_day(sd: StoreDay) -> Report:
                 b,
                 mv,
                 mb,
-                anomaly_score=last.score if last else None,
-                is_anomaly=bool(last and last.label),
+                anomaly_score=score,
+                is_anomaly=flagged,
             )
         )
         cmp_ = compare(today[metric], b, mv, mb)

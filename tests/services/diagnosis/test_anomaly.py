@@ -84,3 +84,71 @@ def test_any_frequency_five_minute_stream() -> None:
     pts = score_series(y, period=288)
     assert pts[900].label == 1
     assert sum(p.label for p in pts) <= 3
+
+
+def _noisy_aov_history(n: int = 35, seed: int = 5) -> tuple[list[float | None], list[float | None]]:
+    """A low-volume store (about 12 buyers a day): its AOV moves by a third on chance alone, but
+    this history happens to be smooth (its robust scale is under 1%)."""
+    rng = random.Random(seed)
+    buyers: list[float | None] = [float(10 + rng.randint(0, 4)) for _ in range(n)]
+    aov: list[float | None] = [60.0 * (1 + rng.gauss(0, 0.004)) for _ in range(n)]
+    return aov, buyers
+
+
+def test_calibrated_small_aov_move_on_a_low_volume_history_is_not_flagged() -> None:
+    from services.diagnosis.engine.anomaly import AnomalyConfig
+
+    aov, buyers = _noisy_aov_history()
+    aov[-1] = float(aov[-2] or 0) * 1.0037  # +0.37%
+    old = score_series(aov, period=7, config=AnomalyConfig(calibrated=False))
+    new = score_series(
+        aov, period=7, noise="mean", volumes=buyers, config=AnomalyConfig(min_effect=0.03)
+    )
+    assert new[-1].label == 0 and new[-1].score < 0.1
+    # the old detector read the smooth history as the noise: a +0.37% move was many sigmas
+    assert old[-1].score > new[-1].score
+    # a move under the practical effect is never labelled, even with no noise model
+    pts = score_series(aov, period=7, config=AnomalyConfig(min_effect=0.03))
+    assert pts[-1].label == 0
+
+
+def test_calibrated_cvr_drop_on_a_high_volume_history_is_flagged() -> None:
+    from services.diagnosis.engine.anomaly import AnomalyConfig
+
+    rng = random.Random(9)
+    visitors: list[float | None] = [50_000.0 * (1 + rng.gauss(0, 0.05)) for _ in range(36)]
+    cvr: list[float | None] = [0.03 * (1 + rng.gauss(0, 0.03)) for _ in range(36)]
+    cvr[-1] = 0.03 * 0.7  # -30%
+    pts = score_series(
+        cvr,
+        period=7,
+        noise="proportion",
+        volumes=visitors,
+        config=AnomalyConfig(k=3.0, min_effect=0.03),
+    )
+    assert pts[-1].label == 1 and pts[-1].direction == "down"
+    # the drop is 23 sampling errors and 10 noise scales; an ordinary day scores far below it
+    assert pts[-1].score > max(p.score for p in pts[:-1]) + 0.15
+
+
+def test_sampling_floor_is_monotone_and_bounded() -> None:
+    from services.diagnosis.engine.anomaly import AnomalyConfig, sampling_sd
+
+    assert sampling_sd("proportion", 0.03, 10_000) == pytest.approx((0.03 * 0.97 / 1e4) ** 0.5)
+    assert sampling_sd("count", 400, None) == 20
+    assert sampling_sd("mean", 60, 100, cv=1.0) == pytest.approx(6.0)
+    assert sampling_sd("proportion", 0.03, None) == 0.0
+    aov, buyers = _noisy_aov_history()
+    cfg = AnomalyConfig(min_effect=0.03)
+    scores = []
+    for move in (0.0, 0.01, 0.05, 0.2, 0.5, 1.0, 3.0):
+        y = list(aov)
+        y[-1] = 60.0 * (1 + move)
+        p = score_series(y, period=7, noise="mean", volumes=buyers, config=cfg)[-1]
+        assert 0 <= p.score < 1
+        scores.append(p.score)
+    assert scores == sorted(scores)
+    with pytest.raises(InputError):
+        score_series(aov, noise="proportion")
+    with pytest.raises(InputError):
+        score_series(aov, noise="mean", volumes=buyers[:-1])

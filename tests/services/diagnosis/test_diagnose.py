@@ -140,3 +140,23 @@ def test_context_day_raises_no_incident_and_phase_baseline() -> None:
         and visitors.change is not None
         and abs(visitors.change - 0.5) < 1e-9
     )
+
+
+def test_a_tiny_aov_move_is_no_anomaly_and_a_conversion_collapse_is() -> None:
+    """Issue 14: an AOV change of +0.37% on a smooth history was flagged with score 0.999999."""
+    from services.diagnosis.engine.diagnose import UNCALIBRATED_ANOMALY
+
+    r = rows()
+    for x in r:
+        if x["date"] == DAY and x["metric"] == "gmv":
+            x["value"] *= 1.0037
+    rep = diagnose_store_day(StoreDay(day=DAY, rows=r, benchmark=market(0.011)))
+    aov = kpi(rep, "aov")
+    assert aov.change is not None and abs(aov.change - 0.0037) < 1e-6
+    assert not aov.is_anomaly and aov.anomaly_score is not None and aov.anomaly_score < 0.5
+    old = diagnose_store_day(
+        StoreDay(day=DAY, rows=r, benchmark=market(0.011), anomaly=UNCALIBRATED_ANOMALY)
+    )
+    assert kpi(old, "aov").is_anomaly  # the old flag: a flat history made any change many sigmas
+    drop = diagnose_store_day(StoreDay(day=DAY, rows=rows(today_cvr=0.011 * 0.7)))
+    assert kpi(drop, "cvr").is_anomaly and kpi(drop, "buyers").is_anomaly
