@@ -21,6 +21,9 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
 
 @dataclass(frozen=True)
 class StreamConfig:
@@ -41,6 +44,16 @@ class StreamConfig:
     excess_gap: int = 5  # a new extreme this close after the last one is the same event
     span_window: int = 4000  # values the range is taken over (0: all seen)
     threshold: float = 0.57  # label = score >= threshold (one threshold for every series)
+    nn_window: int = 10  # points in the recent window matched against the memory (0: off)
+    nn_memory: int = 3000  # past windows (by lag) the recent one is matched against
+    nn_exclude: int = 0  # lags closer than this are not matches (0: the window length)
+    nn_c: float = 0.05  # raw = d / (d + nn_c), d the nearest distance in ranges (rms)
+    nn_track: int = 600  # points before the farthest pattern distance is tracked
+    nn_learn: int = 900  # points before a pattern's novelty speaks
+    nn_floor: float = 1e-3  # of the range: the farthest distance is at least this
+    nn_excess_c: float = 0.5  # score of a new farthest pattern: 0.5 + 0.5 e / (e + c)
+    nn_like: bool = False  # also the likelihood of the pattern distance
+    hold: int = 0  # after an alarm, red likelihoods this soon after it are held at yellow
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,18 @@ class StreamDetector:
         self.means: deque[float] = deque(maxlen=self.cfg.history)
         self.mu = 0.0
         self.sd = 0.0
+        self.memory = PatternMemory(
+            self.cfg.nn_window, self.cfg.nn_memory, self.cfg.nn_exclude or self.cfg.nn_window
+        ) if self.cfg.nn_window else None
+        self.recent2: deque[float] = deque(maxlen=self.cfg.average)
+        self.means2: deque[float] = deque(maxlen=self.cfg.history)
+        self.mu2 = 0.0
+        self.sd2 = 0.0
+        self.last_alarm = -(10**9)
+        self.dq: deque[tuple[int, float]] = deque()  # running max of the pattern distance
+        self.last_novel = -(10**9)
+        self.novel = 0.0
+        self.last_x = 0.0
         self.was_red = False
         self.last_excess = -(10**9)
         self.excess = 0.0
@@ -77,21 +102,38 @@ class StreamDetector:
             # a data problem, not a surprise: the season steps on so its phases stay aligned
             if self.m and self.past:
                 self.past.append(self.past[0] if len(self.past) > self.m else self.past[-1])
+            if self.memory is not None:
+                self.memory.add(self.last_x)
             return StreamPoint(1.0, 1, 1.0)
         self.n += 1
+        self.last_x = x
         raw = self._raw(x)
         self.recent.append(raw)
         avg = sum(self.recent) / len(self.recent)
         self.means.append(avg)
+        avg2 = 0.0
+        if self.memory is not None:
+            d = self.memory.add(x)
+            span = self.hi - self.lo
+            r2 = 0.0 if d is None or span <= 0 else d / span
+            self._novelty(r2)
+            r2 = r2 / (r2 + cfg.nn_c)
+            self.recent2.append(r2)
+            avg2 = sum(self.recent2) / len(self.recent2)
+            self.means2.append(avg2)
         if self.n <= cfg.learn:
             return StreamPoint(0.0, 0, raw)
         if self.n == cfg.learn + 1 or self.n % cfg.estimate_every == 0:
             self._estimate()
         tail = _tail(avg, self.mu, self.sd)
+        if self.memory is not None and cfg.nn_like:
+            tail = min(tail, _tail(avg2, self.mu2, self.sd2))
         like = 1.0 - tail
         red = like >= cfg.red
-        if red and self.was_red:
+        if red and (self.was_red or self.n - self.last_alarm <= cfg.hold):
             like = cfg.yellow
+        elif red:
+            self.last_alarm = self.n
         self.was_red = red
         score = math.log(1.0000000001 - like) / math.log(1.0 - 0.9999999999)
         if self.excess > 0:
@@ -99,8 +141,29 @@ class StreamDetector:
             if self.n - self.last_excess > cfg.excess_gap:
                 score = max(score, 0.5 + 0.5 * e / (e + cfg.excess_c))
             self.last_excess = self.n
+        if self.novel > 0:
+            e = self.novel
+            if self.n - self.last_novel > cfg.excess_gap:
+                score = max(score, 0.5 + 0.5 * e / (e + cfg.nn_excess_c))
+            self.last_novel = self.n
         score = min(1.0, max(0.0, score))
         return StreamPoint(score, int(score >= cfg.threshold), raw)
+
+    def _novelty(self, d: float) -> None:
+        """How far beyond the farthest pattern distance of the last `span_window` points
+        (relative to it) the current one is; 0 inside."""
+        n, w = self.n, self.cfg.span_window
+        self.novel = 0.0
+        if n <= self.cfg.nn_track:
+            return  # the memory is too short for its distances to mean anything
+        if n > self.cfg.nn_learn and self.dq:
+            ref = max(self.dq[0][1], self.cfg.nn_floor)
+            self.novel = max(0.0, (d - ref) / ref)
+        while self.dq and self.dq[-1][1] <= d:
+            self.dq.pop()
+        self.dq.append((n, d))
+        while w and self.dq[0][0] <= n - w:
+            self.dq.popleft()
 
     def _raw(self, x: float) -> float:
         cfg = self.cfg
@@ -147,12 +210,69 @@ class StreamDetector:
         self.hi, self.lo = self.maxq[0][1], self.minq[0][1]
 
     def _estimate(self) -> None:
-        xs = self.means
-        n = len(xs)
-        mu = sum(xs) / n
-        var = sum((v - mu) ** 2 for v in xs) / n
-        self.mu = max(mu, 0.03)
-        self.sd = math.sqrt(max(var, 0.0003))
+        self.mu, self.sd = _fit(self.means)
+        if self.memory is not None:
+            self.mu2, self.sd2 = _fit(self.means2)
+
+
+def _fit(xs: deque[float]) -> tuple[float, float]:
+    n = len(xs)
+    mu = sum(xs) / n
+    var = sum((v - mu) ** 2 for v in xs) / n
+    return max(mu, 0.03), math.sqrt(max(var, 0.0003))
+
+
+class PatternMemory:
+    """Distance of the last `window` values to the nearest earlier window at a lag in
+    [exclude, memory] (Euclidean, rms a point), updated in O(memory) a point: the squared
+    distance at lag l moves by (x_t - x_{t-l})^2 - (x_{t-w} - x_{t-w-l})^2; recomputed
+    exactly every `refresh` points so rounding never accumulates."""
+
+    def __init__(self, window: int, memory: int, exclude: int, refresh: int = 512) -> None:
+        self.w, self.c, self.e, self.refresh = window, memory, max(1, exclude), refresh
+        self.keep = memory + window + 1  # values needed behind the newest
+        self.buf = np.zeros(4 * self.keep)
+        self.t = 0  # values in buf
+        self.seen = 0
+        self.d2 = np.full(memory - self.e + 1, np.inf)  # lags e..c
+
+    def add(self, x: float) -> float | None:
+        if self.t == len(self.buf):
+            self.buf[: self.keep] = self.buf[self.t - self.keep : self.t]
+            self.t = self.keep
+        self.buf[self.t] = x
+        self.t += 1
+        self.seen += 1
+        if self.seen < self.w + self.e:
+            return None
+        if self.seen % self.refresh == 0 or self.seen == self.w + self.e:
+            self._recompute()
+        else:
+            t, w, e, c = self.t - 1, self.w, self.e, self.c
+            b = self.buf
+            # x_{t-l} for l = e..c: positions t-e down to t-c (fewer early on: those lags
+            # are not windows yet and stay infinite until the next recompute)
+            new = (x - b[max(0, t - c) : t - e + 1][::-1]) ** 2
+            old = (b[t - w] - b[max(0, t - w - c) : t - w - e + 1][::-1]) ** 2
+            self.d2[: len(new)] += new
+            self.d2[: len(old)] -= old
+        best = float(self.d2.min())
+        if not math.isfinite(best):
+            return None
+        return math.sqrt(max(best, 0.0) / self.w)
+
+    def _recompute(self) -> None:
+        t, w, e, c = self.t - 1, self.w, self.e, self.c
+        b = self.buf
+        recent = b[t - w + 1 : t + 1]
+        self.d2[:] = np.inf
+        lags = min(c, t - w + 1)  # the window at lag l starts at t-l-w+1 >= 0
+        if lags < e:
+            return
+        wins = sliding_window_view(b[: t - e + 1], w)  # windows ending at w-1 .. t-e
+        # window ending at t-l is wins[t-l-w+1]; l = e..lags
+        idx = t - np.arange(e, lags + 1) - w + 1
+        self.d2[: lags - e + 1] = ((wins[idx] - recent) ** 2).sum(axis=1)
 
 
 def _tail(x: float, mu: float, sd: float) -> float:
