@@ -45,7 +45,7 @@ class StreamConfig:
     span_window: int = 4000  # values the range is taken over (0: all seen)
     threshold: float = 0.57  # label = score >= threshold (one threshold for every series)
     nn_window: int = 10  # points in the recent window matched against the memory (0: off)
-    nn_memory: int = 3000  # past windows (by lag) the recent one is matched against
+    nn_memory: int = 1500  # past windows (by lag) the recent one is matched against
     nn_exclude: int = 0  # lags closer than this are not matches (0: the window length)
     nn_c: float = 0.05  # raw = d / (d + nn_c), d the nearest distance in ranges (rms)
     nn_track: int = 600  # points before the farthest pattern distance is tracked
@@ -53,7 +53,7 @@ class StreamConfig:
     nn_floor: float = 1e-3  # of the range: the farthest distance is at least this
     nn_excess_c: float = 0.5  # score of a new farthest pattern: 0.5 + 0.5 e / (e + c)
     nn_like: bool = False  # also the likelihood of the pattern distance
-    hold: int = 0  # after an alarm, red likelihoods this soon after it are held at yellow
+    hold: int = 300  # after an alarm, red likelihoods this soon after it are held at yellow
 
 
 @dataclass(frozen=True)
