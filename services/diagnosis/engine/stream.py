@@ -43,16 +43,14 @@ class StreamConfig:
     excess_c: float = 0.05  # score of a new extreme: 0.5 + 0.5 e / (e + excess_c), e in ranges
     excess_gap: int = 5  # a new extreme this close after the last one is the same event
     span_window: int = 4000  # values the range is taken over (0: all seen)
-    threshold: float = 0.57  # label = score >= threshold (one threshold for every series)
+    threshold: float = 0.566  # label = score >= threshold (one threshold for every series)
     nn_window: int = 10  # points in the recent window matched against the memory (0: off)
     nn_memory: int = 1500  # past windows (by lag) the recent one is matched against
     nn_exclude: int = 0  # lags closer than this are not matches (0: the window length)
-    nn_c: float = 0.05  # raw = d / (d + nn_c), d the nearest distance in ranges (rms)
     nn_track: int = 600  # points before the farthest pattern distance is tracked
     nn_learn: int = 900  # points before a pattern's novelty speaks
     nn_floor: float = 1e-3  # of the range: the farthest distance is at least this
     nn_excess_c: float = 0.5  # score of a new farthest pattern: 0.5 + 0.5 e / (e + c)
-    nn_like: bool = False  # also the likelihood of the pattern distance
     hold: int = 300  # after an alarm, red likelihoods this soon after it are held at yellow
 
 
@@ -81,10 +79,6 @@ class StreamDetector:
         self.memory = PatternMemory(
             self.cfg.nn_window, self.cfg.nn_memory, self.cfg.nn_exclude or self.cfg.nn_window
         ) if self.cfg.nn_window else None
-        self.recent2: deque[float] = deque(maxlen=self.cfg.average)
-        self.means2: deque[float] = deque(maxlen=self.cfg.history)
-        self.mu2 = 0.0
-        self.sd2 = 0.0
         self.last_alarm = -(10**9)
         self.dq: deque[tuple[int, float]] = deque()  # running max of the pattern distance
         self.last_novel = -(10**9)
@@ -111,23 +105,16 @@ class StreamDetector:
         self.recent.append(raw)
         avg = sum(self.recent) / len(self.recent)
         self.means.append(avg)
-        avg2 = 0.0
         if self.memory is not None:
             d = self.memory.add(x)
             span = self.hi - self.lo
             r2 = 0.0 if d is None or span <= 0 else d / span
             self._novelty(r2)
-            r2 = r2 / (r2 + cfg.nn_c)
-            self.recent2.append(r2)
-            avg2 = sum(self.recent2) / len(self.recent2)
-            self.means2.append(avg2)
         if self.n <= cfg.learn:
             return StreamPoint(0.0, 0, raw)
         if self.n == cfg.learn + 1 or self.n % cfg.estimate_every == 0:
             self._estimate()
         tail = _tail(avg, self.mu, self.sd)
-        if self.memory is not None and cfg.nn_like:
-            tail = min(tail, _tail(avg2, self.mu2, self.sd2))
         like = 1.0 - tail
         red = like >= cfg.red
         if red and (self.was_red or self.n - self.last_alarm <= cfg.hold):
@@ -211,8 +198,6 @@ class StreamDetector:
 
     def _estimate(self) -> None:
         self.mu, self.sd = _fit(self.means)
-        if self.memory is not None:
-            self.mu2, self.sd2 = _fit(self.means2)
 
 
 def _fit(xs: deque[float]) -> tuple[float, float]:
