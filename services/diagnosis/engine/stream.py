@@ -50,8 +50,16 @@ class StreamConfig:
     nn_track: int = 600  # points before the farthest pattern distance is tracked
     nn_learn: int = 900  # points before a pattern's novelty speaks
     nn_floor: float = 1e-3  # of the range: the farthest distance is at least this
-    nn_excess_c: float = 0.5  # score of a new farthest pattern: 0.5 + 0.5 e / (e + c)
+    nn_excess_c: float = 0.3  # score of a new farthest pattern: 0.5 + 0.5 e / (e + c)
+    nn_smooth: int = 3  # pattern distances averaged before their novelty is judged
     hold: int = 300  # after an alarm, red likelihoods this soon after it are held at yellow
+
+
+class Unset:
+    """No pattern distance given: the detector's own memory computes it."""
+
+
+UNSET = Unset()
 
 
 @dataclass(frozen=True)
@@ -76,12 +84,17 @@ class StreamDetector:
         self.means: deque[float] = deque(maxlen=self.cfg.history)
         self.mu = 0.0
         self.sd = 0.0
-        self.memory = PatternMemory(
-            self.cfg.nn_window, self.cfg.nn_memory, self.cfg.nn_exclude or self.cfg.nn_window
-        ) if self.cfg.nn_window else None
+        self.memory = (
+            PatternMemory(
+                self.cfg.nn_window, self.cfg.nn_memory, self.cfg.nn_exclude or self.cfg.nn_window
+            )
+            if self.cfg.nn_window
+            else None
+        )
         self.last_alarm = -(10**9)
         self.dq: deque[tuple[int, float]] = deque()  # running max of the pattern distance
         self.last_novel = -(10**9)
+        self.dsm: deque[float] = deque(maxlen=self.cfg.nn_smooth)
         self.novel = 0.0
         self.last_x = 0.0
         self.was_red = False
@@ -90,13 +103,16 @@ class StreamDetector:
         self.maxq: deque[tuple[int, float]] = deque()
         self.minq: deque[tuple[int, float]] = deque()
 
-    def update(self, x: float | None) -> StreamPoint:
+    def update(self, x: float | None, pattern: float | Unset | None = UNSET) -> StreamPoint:
+        """Score the next value. `pattern`: its pattern distance when already computed (by
+        `pattern_distances` over a whole series: the same figure, vectorised), else the
+        pattern memory computes it."""
         cfg = self.cfg
         if x is None or math.isnan(x):
             # a data problem, not a surprise: the season steps on so its phases stay aligned
             if self.m and self.past:
                 self.past.append(self.past[0] if len(self.past) > self.m else self.past[-1])
-            if self.memory is not None:
+            if self.memory is not None and isinstance(pattern, Unset):
                 self.memory.add(self.last_x)
             return StreamPoint(1.0, 1, 1.0)
         self.n += 1
@@ -106,10 +122,11 @@ class StreamDetector:
         avg = sum(self.recent) / len(self.recent)
         self.means.append(avg)
         if self.memory is not None:
-            d = self.memory.add(x)
+            d = self.memory.add(x) if isinstance(pattern, Unset) else pattern
             span = self.hi - self.lo
             r2 = 0.0 if d is None or span <= 0 else d / span
-            self._novelty(r2)
+            self.dsm.append(r2)
+            self._novelty(sum(self.dsm) / len(self.dsm))
         if self.n <= cfg.learn:
             return StreamPoint(0.0, 0, raw)
         if self.n == cfg.learn + 1 or self.n % cfg.estimate_every == 0:
@@ -201,9 +218,9 @@ class StreamDetector:
 
 
 def _fit(xs: deque[float]) -> tuple[float, float]:
-    n = len(xs)
-    mu = sum(xs) / n
-    var = sum((v - mu) ** 2 for v in xs) / n
+    a = np.fromiter(xs, dtype=float, count=len(xs))
+    mu = float(a.mean())
+    var = float(((a - mu) ** 2).mean())
     return max(mu, 0.03), math.sqrt(max(var, 0.0003))
 
 
@@ -211,7 +228,8 @@ class PatternMemory:
     """Distance of the last `window` values to the nearest earlier window at a lag in
     [exclude, memory] (Euclidean, rms a point), updated in O(memory) a point: the squared
     distance at lag l moves by (x_t - x_{t-l})^2 - (x_{t-w} - x_{t-w-l})^2; recomputed
-    exactly every `refresh` points so rounding never accumulates."""
+    exactly every `refresh` points so rounding never accumulates. `d2[i]` holds lag
+    `memory - i`, so the values it needs are a plain slice of the buffer."""
 
     def __init__(self, window: int, memory: int, exclude: int, refresh: int = 512) -> None:
         self.w, self.c, self.e, self.refresh = window, memory, max(1, exclude), refresh
@@ -219,7 +237,10 @@ class PatternMemory:
         self.buf = np.zeros(4 * self.keep)
         self.t = 0  # values in buf
         self.seen = 0
-        self.d2 = np.full(memory - self.e + 1, np.inf)  # lags e..c
+        k = memory - self.e + 1
+        self.d2 = np.full(k, np.inf)  # lags memory down to exclude
+        self.tmp = np.empty(k)
+        self.tmp2 = np.empty(k)
 
     def add(self, x: float) -> float | None:
         if self.t == len(self.buf):
@@ -230,17 +251,18 @@ class PatternMemory:
         self.seen += 1
         if self.seen < self.w + self.e:
             return None
-        if self.seen % self.refresh == 0 or self.seen == self.w + self.e:
+        t, w, e, c = self.t - 1, self.w, self.e, self.c
+        if self.seen % self.refresh == 0 or t - w - c < 0:
+            # early on (fewer values than the memory) and now and then: exactly
             self._recompute()
         else:
-            t, w, e, c = self.t - 1, self.w, self.e, self.c
-            b = self.buf
-            # x_{t-l} for l = e..c: positions t-e down to t-c (fewer early on: those lags
-            # are not windows yet and stay infinite until the next recompute)
-            new = (x - b[max(0, t - c) : t - e + 1][::-1]) ** 2
-            old = (b[t - w] - b[max(0, t - w - c) : t - w - e + 1][::-1]) ** 2
-            self.d2[: len(new)] += new
-            self.d2[: len(old)] -= old
+            b, d2, tmp, tmp2 = self.buf, self.d2, self.tmp, self.tmp2
+            np.subtract(b[t - c : t - e + 1], x, out=tmp)  # x_{t-l}, l = c down to e
+            np.multiply(tmp, tmp, out=tmp)
+            np.subtract(b[t - w - c : t - w - e + 1], b[t - w], out=tmp2)
+            np.multiply(tmp2, tmp2, out=tmp2)
+            np.subtract(tmp, tmp2, out=tmp)
+            np.add(d2, tmp, out=d2)
         best = float(self.d2.min())
         if not math.isfinite(best):
             return None
@@ -255,9 +277,9 @@ class PatternMemory:
         if lags < e:
             return
         wins = sliding_window_view(b[: t - e + 1], w)  # windows ending at w-1 .. t-e
-        # window ending at t-l is wins[t-l-w+1]; l = e..lags
-        idx = t - np.arange(e, lags + 1) - w + 1
-        self.d2[: lags - e + 1] = ((wins[idx] - recent) ** 2).sum(axis=1)
+        # lag l (stored at c - l) is the window ending at t-l: wins[t-l-w+1]
+        ls = np.arange(lags, e - 1, -1)
+        self.d2[c - lags :] = ((wins[t - ls - w + 1] - recent) ** 2).sum(axis=1)
 
 
 def _tail(x: float, mu: float, sd: float) -> float:
@@ -273,4 +295,53 @@ def score_stream(
     config: StreamConfig | None = None,
 ) -> list[StreamPoint]:
     det = StreamDetector(period=period, config=config)
-    return [det.update(v) for v in values]
+    cfg = det.cfg
+    if not cfg.nn_window:
+        return [det.update(v) for v in values]
+    # the pattern distances of the whole series at once (each from the values before it and
+    # itself only, as the memory would give them one by one), then the points in order
+    filled, last = [], 0.0
+    for v in values:
+        if v is not None and not math.isnan(v):
+            last = v
+        filled.append(last)
+    dist = pattern_distances(
+        np.asarray(filled, dtype=float),
+        cfg.nn_window,
+        cfg.nn_memory,
+        cfg.nn_exclude or cfg.nn_window,
+    )
+    return [
+        det.update(v, None if math.isnan(d) else d)
+        for v, d in zip(values, dist.tolist(), strict=True)
+    ]
+
+
+def pattern_distances(x: np.ndarray, w: int, c: int, e: int, block: int = 256) -> np.ndarray:
+    """PatternMemory(w, c, e).add over `x`, vectorised by blocks of points (nan where it gives
+    None): for each lag, the squared differences are summed over windows by a cumulative sum."""
+    n = len(x)
+    out = np.full(n, np.nan)
+    e = max(1, e)
+    if c < e:
+        return out
+    pad = c + w  # zeros before the series: windows reaching into them are masked
+    xp = np.concatenate([np.zeros(pad), x])
+    lags = np.arange(c, e - 1, -1)  # rows of the view below: lag c first
+    for t0 in range(w + e - 1, n, block):
+        t1 = min(n, t0 + block)
+        s0 = t0 - w + 1
+        # row i: x[s - lags[i]] for s = s0 .. t1-1, a view (lags descending: starts ascending)
+        view = sliding_window_view(xp[s0 - c + pad : t1 - e + pad], t1 - s0)
+        sq = view - x[s0:t1]
+        np.multiply(sq, sq, out=sq)
+        cs = np.zeros((len(lags), t1 - s0 + 1))
+        np.cumsum(sq, axis=1, out=cs[:, 1:])
+        d2 = cs[:, w:] - cs[:, : t1 - s0 - w + 1]  # windows ending at t0 .. t1-1
+        # the window at lag l ending at t starts at t-l-w+1: it must be inside the series
+        early = t0 - lags - w + 1  # start of the first window of each row
+        for i in np.nonzero(early < 0)[0]:
+            d2[i, : -early[i]] = np.inf
+        best = d2.min(axis=0)
+        out[t0:t1] = np.sqrt(np.maximum(best, 0.0) / w)
+    return out
