@@ -43,7 +43,7 @@ class StreamConfig:
     excess_c: float = 0.05  # score of a new extreme: 0.5 + 0.5 e / (e + excess_c), e in ranges
     excess_gap: int = 5  # a new extreme this close after the last one is the same event
     span_window: int = 4000  # values the range is taken over (0: all seen)
-    threshold: float = 0.566  # label = score >= threshold (one threshold for every series)
+    threshold: float = 0.564  # label = score >= threshold (one threshold for every series)
     nn_window: int = 10  # points in the recent window matched against the memory (0: off)
     nn_memory: int = 1500  # past windows (by lag) the recent one is matched against
     nn_exclude: int = 0  # lags closer than this are not matches (0: the window length)
