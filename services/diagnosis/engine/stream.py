@@ -1,16 +1,20 @@
 """Online anomaly scoring of a high-frequency stream: raw surprise -> likelihood -> first alarm.
 
-Three stages, each using only the points before the one scored:
+Five stages, each using only the points before the one scored and the point itself:
 1. Raw surprise in [0, 1): how far the value is from a robust forecast (level and, when the step
    gives a season, the same phase one season back), over a robust scale of recent errors.
 2. Likelihood (Numenta's "anomaly likelihood", Ahmad et al. 2017): the mean of the last few raw
    surprises against the long-run distribution of that mean; its tail probability says how rare
    the recent surprise is *for this series*, so a noisy series and a quiet one share a threshold.
-3. First alarm: once the likelihood is red, the following red points are held at yellow, so a
-   regime that keeps surprising does not keep alarming; the forecaster follows the new level.
+3. First alarm: once the likelihood is red, red points for the next `hold` points are held at
+   yellow, so a regime that keeps surprising does not keep alarming; the forecaster follows it.
 4. New extremes: a value beyond the range of the last `span_window` values scores above 0.5 by
    how far beyond (in ranges), whatever the likelihood says; a run of new extremes (a ramp) alarms
-   at its first point only. On NAB this stage carries most of the score (docs/diagnosis.md).
+   at its first point only.
+5. Pattern memory: the distance of the last `nn_window` values to the nearest earlier window (at
+   a lag up to `nn_memory`), in ranges; a distance beyond the largest of the last `span_window`
+   points scores above 0.5 by how far beyond, so a changed daily shape inside the range alarms
+   while a repeated one does not. Stages 4 and 5 carry most of the NAB score (docs/diagnosis.md).
 A missing value scores 1 with label 1 (a data problem), as in the seasonal detector.
 """
 
