@@ -14,6 +14,7 @@ published per-row outputs of ARTime and the windowed Gaussian on the same files.
 
 The data folder is $STOREOPS_DATA (default ../shared/data beside the repository); the scorer is
 $STOREOPS_NAB_SCORE (default <data>/../tools/nab_score.py), imported, never copied.
+STOREOPS_NAB_ANCHORS=0 runs ours only (KNN-CAD takes minutes); the default run keeps the anchors.
 """
 
 from __future__ import annotations
