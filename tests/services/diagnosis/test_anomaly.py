@@ -152,3 +152,55 @@ def test_sampling_floor_is_monotone_and_bounded() -> None:
         score_series(aov, noise="proportion")
     with pytest.raises(InputError):
         score_series(aov, noise="mean", volumes=buyers[:-1])
+
+
+def _square_days(days: int, seed: int = 5) -> list[float | None]:
+    # NAB's artificial days: low at night, high from 09:00 to 18:00, small noise
+    rng = random.Random(seed)
+    return [(80.0 if 108 <= t % 288 < 216 else 20.0) + rng.gauss(0, 1.5) for t in range(288 * days)]
+
+
+def test_stream_pattern_memory_sees_a_changed_day_inside_the_range() -> None:
+    from services.diagnosis.engine.stream import StreamConfig, score_stream
+
+    y = _square_days(12)
+    base = score_stream(y, period=288)
+    start = 288 * 10 + 108  # day 10 stays at half height: no new extreme, a new shape
+    for t in range(start, start + 108):
+        y[t] = 50.0 + random.Random(t).gauss(0, 1.5)
+    pts = score_stream(y, period=288)
+    cut = StreamConfig().threshold
+    # the repeated days alarm nowhere; the changed day alarms, within its first hour
+    assert max(p.score for p in base[900:]) < cut
+    hits = [i for i, p in enumerate(pts) if i >= 900 and p.score >= cut]
+    assert hits and start <= hits[0] < start + 12
+    # without the pattern memory the changed day goes unseen (no value leaves the range)
+    plain = score_stream(y, period=288, config=StreamConfig(nn_window=0))
+    assert max(p.score for p in plain[start : start + 108]) < cut
+
+
+def test_stream_pattern_distances_vectorised_equal_one_by_one() -> None:
+    import numpy as np
+
+    from services.diagnosis.engine.stream import (
+        PatternMemory,
+        StreamDetector,
+        pattern_distances,
+        score_stream,
+    )
+
+    rng = random.Random(2)
+    x = [1000 + 50 * math.sin(t / 7) + rng.gauss(0, 5) for t in range(2500)]
+    for w, c, e in [(10, 1500, 10), (4, 30, 2)]:
+        pm = PatternMemory(w, c, e)
+        one = [pm.add(v) for v in x]
+        vec = pattern_distances(np.asarray(x), w, c, e, block=97).tolist()
+        for a, b in zip(one, vec, strict=True):
+            assert (a is None and math.isnan(b)) or (a is not None and abs(a - b) < 1e-8)
+    # the streaming path (one point at a time) gives the scores of the series path
+    y: list[float | None] = list(x)
+    y[1700] = None
+    det = StreamDetector(period=None)
+    one_pts = [det.update(v) for v in y]
+    for p, q in zip(score_stream(y), one_pts, strict=True):
+        assert abs(p.score - q.score) < 1e-9
