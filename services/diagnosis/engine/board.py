@@ -14,19 +14,15 @@ from __future__ import annotations
 from typing import Any
 
 from services.diagnosis.engine.baselines import baseline_dates
-from services.diagnosis.engine.columns import Frame
 from services.diagnosis.engine.diagnose import (
     RATIOS,
     StoreDay,
-    _aggregate,
     _base,
-    _Grains,
     _market_base,
     _with_ratios,
 )
 from services.diagnosis.engine.errors import InputError
 from services.diagnosis.engine.market import change, relative_change
-from shared import grains
 
 SCOPE_KPIS = (
     "gmv",
@@ -67,9 +63,8 @@ def build_board(sd: StoreDay) -> dict[str, Any]:
     if not len(sd.series):
         raise InputError("no metric rows")
     day = sd.day
-    frame = Frame.of(sd.series)
-    reg = grains.registry().for_store(sd.partition_dimensions)
-    by_scope, scores = _aggregate(frame, _Grains.of(frame, reg))
+    totals = sd.totals  # made once for the report and the board
+    reg, by_scope, scores = totals.grains.reg, totals.by_scope, totals.scores
     bench = {d: dict(v) for d, v in sd.benchmark.items()}
     today_market = bench.get(day, {})
     market: dict[str, dict[str, float | None]] = {}

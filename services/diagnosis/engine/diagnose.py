@@ -131,6 +131,15 @@ class StoreDay:
             return self.columns
         return SeriesColumns.from_rows(self.rows)
 
+    @cached_property
+    def totals(self) -> _Totals:
+        """The rows as the engine reads them (frame, grains) and their totals by scope: made
+        once for the report and the board (engine/board.py)."""
+        frame = Frame.of(self.series)
+        gr = _Grains.of(frame, registry().for_store(self.partition_dimensions))
+        by_scope, scores = _aggregate(frame, gr)
+        return _Totals(frame, gr, by_scope, scores)
+
 
 @dataclass(frozen=True)
 class Report:
@@ -151,6 +160,14 @@ class Report:
     context: bool  # the day is inside a campaign window or a holiday
 
 
+@dataclass(frozen=True)
+class _Totals:
+    frame: Frame
+    grains: _Grains
+    by_scope: dict[str, Series]
+    scores: Series
+
+
 @dataclass
 class _Grains:
     """The grain (sorted dimension keys) of each distinct dimensions of a frame, and which of
@@ -165,11 +182,17 @@ class _Grains:
     @classmethod
     def of(cls, frame: Frame, reg: Registry) -> _Grains:
         index: dict[Grain, int] = {}
-        of_key = np.fromiter(
-            (index.setdefault(grain_of(dm), len(index)) for dm in frame.dims),
-            dtype=np.int64,
-            count=len(frame.dims),
-        )
+        # the keys in the order a mapping lists them -> its grain's id: sorted once per order
+        seen: dict[tuple[str, ...], int] = {}
+
+        def grain_id(dm: Mapping[str, str]) -> int:
+            keys = tuple(dm)
+            gid = seen.get(keys)
+            if gid is None:
+                gid = seen[keys] = index.setdefault(grain_of(dm), len(index))
+            return gid
+
+        of_key = np.fromiter(map(grain_id, frame.dims), dtype=np.int64, count=len(frame.dims))
         table = list(index)
         countable = np.array([reg.admissible(g, ()) for g in table], dtype=bool)
         finest = reg.finest_partition(table)
@@ -373,7 +396,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
     if not len(sd.series):
         raise InputError("no metric rows")
     day = sd.day
-    frame = Frame.of(sd.series)
+    frame = sd.totals.frame
     n_keys = len(frame.dims)
 
     def key_of(code: int) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -381,7 +404,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
         return frame.metrics[m], frame.key(k)
 
     history = [day - timedelta(days=i) for i in range(1, 29)]
-    gr = _Grains.of(frame, registry().for_store(sd.partition_dimensions))
+    gr = sd.totals.grains
     counted = _completeness_rows(frame, gr, day)
     comp = assess_completeness_codes(
         day,
@@ -391,7 +414,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
         key_of,
         history=history,
     )
-    by_scope, scores = _aggregate(frame, gr)
+    by_scope, scores = sd.totals.by_scope, sd.totals.scores
     all_ = by_scope.get("all", {})
     today = _with_ratios(all_.get(day, {}))
     bench = {d: dict(v) for d, v in sd.benchmark.items()}
