@@ -409,7 +409,9 @@ def attributed_impact(f: Finding, rep: EngineReport) -> float | None:
 
 
 def _segments_part(rep: EngineReport, scope: str, part: Any) -> float | None:
-    assert rep.mix is not None
+    """The sum of part(segment) over the channels of a scope (a channel, "paid" or "free")."""
+    if rep.mix is None:
+        return None
     paid = grains.registry().paid_channels
     if scope in ("paid", "free"):
         segs = [s for s in rep.mix.segments if (s.segment in paid) == (scope == "paid")]
