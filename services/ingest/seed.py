@@ -29,7 +29,6 @@ from services.ingest.schemas import (
 )
 from shared.auth import BOOTSTRAP_KEY_ID, DEFAULT_TENANT, Principal
 
-
 # The demo tenant's own rates into its reporting currency (USD), from the demo's first day on:
 # triage converts the Taobao and German stores' impacts with them.
 DEMO_FX_TO_USD = {"CNY": 0.14, "EUR": 1.08}
