@@ -310,7 +310,9 @@ async def test_triage_groups_transitions_and_snooze(diagnosis: Harness) -> None:
     groups = r.json()["groups"]
     g = next(g for g in groups if g["code"] == "paid_traffic_drop")
     assert g["stores"] == 2 and g["store_ids"] == ["s1", "s2"]
-    assert g["title"].startswith("platform-wide: 2 stores")
+    # one market (US), one day, the same size: one cause; named for the market it is in
+    assert g["market"] == "US" and g["start"] == g["end"] == str(INCIDENT.date)
+    assert g["title"].startswith("market-wide in US: 2 stores")
     assert g["expected_gmv_impact"] == pytest.approx(
         sum(i["expected_gmv_impact"] for i in items), abs=0.01
     )
