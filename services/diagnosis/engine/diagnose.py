@@ -666,7 +666,7 @@ class _LeafTable:
             gr = _Grains.of(frame, registry().for_store(sd.partition_dimensions))
         # The baseline's days are the same for every leaf: computed once.
         if wanted is None:
-            wanted = list(sd.choose_baseline().days)
+            wanted = list(sd.choose_baseline(set(frame.dates)).days)
         # The leaves are the rows of one grain, the finest that partitions the store: rows of
         # coarser grains are their sums, and slices are no part of the store's total.
         is_leaf = gr.of_key == gr.leaf

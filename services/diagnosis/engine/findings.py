@@ -93,7 +93,9 @@ RULES: tuple[Rule, ...] = (
         "paid_traffic_drop",
         "promotion",
         "visitors",
-        (Cond("chg.visitors.{scope}", "<=", -0.2), Cond("paid.{scope}", ">=", 1.0)),
+        # net of the market's traffic where the market posts it: a market-wide lull (the week
+        # after Double 11) is no paid-traffic problem
+        (Cond("rel.visitors.{scope}", "<=", -0.2), Cond("paid.{scope}", ">=", 1.0)),
         (),
         STEPS_20,
         "Paid traffic on {scope} down {pct}",
@@ -415,11 +417,7 @@ def evaluate_rules(
     yields = {r.code: r.yields_to for r in rules if r.yields_to}
     if yields:
         fired = {(f.code, f.metric) for f in out}
-        out = [
-            f
-            for f in out
-            if not any((c, f.metric) in fired for c in yields.get(f.code, ()))
-        ]
+        out = [f for f in out if not any((c, f.metric) in fired for c in yields.get(f.code, ()))]
     return out
 
 

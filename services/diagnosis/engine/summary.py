@@ -255,6 +255,8 @@ class SummaryFacts:
     baseline_method: str = "explicit"
     baseline_weeks: int = 0  # comparable weekdays used
     baseline_skipped: int = 0  # same weekdays passed over (festival periods, context)
+
+
 def _up(x: float, locale: SummaryLocale) -> str:
     words = {"en": ("rose", "fell"), "zh-CN": ("上升", "下降"), "ja": ("上昇", "低下")}[locale]
     return words[0] if x >= 0 else words[1]

@@ -41,7 +41,7 @@ def base_facts() -> dict[str, float | None]:
 
 CASES: list[tuple[dict[str, float], str, Owner, dict[str, str]]] = [
     (
-        {"chg.visitors.paid_search": -0.6, "chg.visitors.paid": -0.6},
+        {"rel.visitors.paid_search": -0.6, "rel.visitors.paid": -0.6},
         "paid_traffic_drop",
         "promotion",
         {"channel": "paid_search"},
@@ -129,9 +129,9 @@ def test_inquiry_drop_is_customer_service_not_merchandising() -> None:
 
 def test_severity_grows_with_the_move() -> None:
     f = base_facts()
-    f.update({"chg.visitors.paid_search": -0.25, "chg.visitors.paid": -0.25})
+    f.update({"rel.visitors.paid_search": -0.25, "rel.visitors.paid": -0.25})
     assert evaluate_rules(f, channels=CH)[0].severity == "medium"
-    f.update({"chg.visitors.paid_search": -0.7, "chg.visitors.paid": -0.7})
+    f.update({"rel.visitors.paid_search": -0.7, "rel.visitors.paid": -0.7})
     assert evaluate_rules(f, channels=CH)[0].severity == "critical"
 
 
@@ -195,7 +195,9 @@ def test_summaries_in_three_locales() -> None:
 
 def test_platform_channel_terms_and_relative_headline() -> None:
     f = SummaryFinding("cvr_below_market", "cvr", "merchandising", "", "medium", -0.143)
-    t = SummaryFinding("free_traffic_drop", "visitors", "operations", "recommendation", "high", -0.4)
+    t = SummaryFinding(
+        "free_traffic_drop", "visitors", "operations", "recommendation", "high", -0.4
+    )
     sf = SummaryFacts(
         D, "CNY", 1000.0, 0.091, "cvr", 0.091, 0.273, -0.143, [f, t], platform="taobao"
     )
