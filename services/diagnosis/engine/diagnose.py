@@ -57,6 +57,8 @@ from shared.grains import Grain, Registry, grain_of, registry
 PAID_CHANNELS = registry().paid_channels
 RATIOS = DERIVED  # derived metric -> (numerator, denominator): shared/events/common.py
 KPI_METRICS = ("gmv", "visitors", "buyers", "cvr", "aov", "ctr", "inquiry_cvr", "refund_rate")
+# A rate's day-to-day wobble beyond Poisson, as a share of it (the z facts' overdispersion).
+RATE_WOBBLE = 0.05
 # The store's move (net of the market) below which no root cause is looked for.
 MIN_MOVE_FOR_CAUSES = 0.03
 SCOPE_METRICS = (
@@ -464,11 +466,14 @@ def diagnose_store_day(sd: StoreDay) -> Report:
             if metric in ("ctr", "cvr", "inquiry_cvr") and base is not None:
                 # The move in units (clicks, buyers) against what the baseline rate (moved with
                 # the market) would have given on today's volume, over its Poisson spread: a
-                # small leaf whose rate jumps by one buyer is not a finding.
+                # small leaf whose rate jumps by one buyer is not a finding. The spread adds
+                # the day-to-day wobble of a rate beyond Poisson (RATE_WOBBLE of it): a large
+                # channel's rate moves a few percent a day however many buyers it has.
                 num, den = RATIOS[metric]
                 exp = cur.get(den, 0.0) * base * (1 + (mk or 0.0))
+                spread = (max(1.0, exp) + (RATE_WOBBLE * exp) ** 2) ** 0.5
                 facts[f"z.{metric}.{scope}"] = (
-                    (cur.get(num, 0.0) - exp) / max(1.0, exp) ** 0.5 if exp > 0 else None
+                    (cur.get(num, 0.0) - exp) / spread if exp > 0 else None
                 )
     for metric in SCORE_METRICS:
         v = scores.get(day, {}).get(metric)
@@ -476,6 +481,11 @@ def diagnose_store_day(sd: StoreDay) -> Report:
         facts[f"chg.{metric}.all"] = compare(v, b).change
         if v is not None:
             kpis.append(kpi(metric, v, b))
+    # each channel's conversion move against the store's own
+    for ch in channels:
+        c_ch, c_all = facts.get(f"chg.cvr.{ch}"), facts.get("chg.cvr.all")
+        if c_ch is not None and c_all is not None and c_all > -1:
+            facts[f"vs.cvr.{ch}"] = (1 + c_ch) / (1 + c_all) - 1
     # mix versus rate of the store's conversion across channels
     try:
         seg_before = {

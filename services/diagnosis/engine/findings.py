@@ -182,10 +182,21 @@ RULES: tuple[Rule, ...] = (
         "cvr",
         (
             Cond("rel.cvr.{scope}", "<=", -0.15),
-            Cond("chg.visitors.{scope}", "abs<=", 0.15),
+            # traffic steady net of the market's (the weekend after Black Friday is busy
+            # everywhere)
+            Cond("rel.visitors.{scope}", "abs<=", 0.15),
             Cond("z.cvr.{scope}", "<=", Z_MIN),
         ),
-        (Cond("chg.inquiry_cvr.all", "<=", -0.2), Cond("mix.cvr", ">=", 0.5)),
+        (
+            Cond("chg.inquiry_cvr.all", "<=", -0.2),
+            Cond("mix.cvr", ">=", 0.5),
+            # the store's own conversion rose: a decline net of the market only
+            # (cvr_below_market), no drop
+            Cond("chg.cvr.{scope}", ">=", 0.02),
+            # a channel that moved with the whole store is the store's move, not the channel's
+            Cond("vs.cvr.{scope}", ">=", -0.1),
+            Cond("share.visitors.{scope}", "<=", MIN_SHARE),
+        ),
         STEPS_20,
         "Conversion on {scope} down {pct} on stable traffic",
         "Check stock, price and the detail page of the top products on {scope}; promotion to "
