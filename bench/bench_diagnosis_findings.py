@@ -134,9 +134,8 @@ def score(t: Tally, g: Generated, rep: Report) -> None:
 
 
 def run(seed0: int, n: int) -> tuple[Tally, Tally, list[str]]:
-    from services.diagnosis.engine.diagnose import diagnose_store_day
-
     from bench.diagnosis_scenarios import store_day
+    from services.diagnosis.engine.diagnose import diagnose_store_day
 
     ours, base = Tally(), Tally()
     misses: list[str] = []
