@@ -58,7 +58,7 @@ PAID_CHANNELS = registry().paid_channels
 RATIOS = DERIVED  # derived metric -> (numerator, denominator): shared/events/common.py
 KPI_METRICS = ("gmv", "visitors", "buyers", "cvr", "aov", "ctr", "inquiry_cvr", "refund_rate")
 # A rate's day-to-day wobble beyond Poisson, as a share of it (the z facts' overdispersion).
-RATE_WOBBLE = 0.05
+RATE_WOBBLE = 0.02
 # The store's move (net of the market) below which no root cause is looked for.
 MIN_MOVE_FOR_CAUSES = 0.03
 SCOPE_METRICS = (
@@ -467,7 +467,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
                 # The move in units (clicks, buyers) against what the baseline rate (moved with
                 # the market) would have given on today's volume, over its Poisson spread: a
                 # small leaf whose rate jumps by one buyer is not a finding. The spread adds
-                # the day-to-day wobble of a rate beyond Poisson (RATE_WOBBLE of it): a large
+                # the day-to-day wobble of a rate beyond Poisson (RATE_WOBBLE of it, 2%): a large
                 # channel's rate moves a few percent a day however many buyers it has.
                 num, den = RATIOS[metric]
                 exp = cur.get(den, 0.0) * base * (1 + (mk or 0.0))
