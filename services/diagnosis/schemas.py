@@ -18,7 +18,12 @@ class _In(BaseModel):
 
 class DiagnosisRequest(_In):
     date: dt.date = Field(description="the store's local date to diagnose")
-    baseline: Baseline = "same_weekday_last_week"
+    baseline: Baseline | None = Field(
+        default=None,
+        description="omitted: the default, the median of the last 4 same weekdays outside "
+        "festival periods (or the same phase a year before); the report's baseline_days and "
+        "baseline_note say which days",
+    )
     locale: SummaryLocale = "en"
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.diagnosis import metrics
 from services.diagnosis import repository as repo
 from services.diagnosis.context import CampaignWindow, context_for
+from services.diagnosis.engine.baselines import COMPARABLE_LOOKBACK_WEEKS, comparable_days
 from services.diagnosis.engine.board import build_board
 from services.diagnosis.engine.decomposition import Decomposition
 from services.diagnosis.engine.diagnose import Report as EngineReport
@@ -265,14 +266,20 @@ async def load_store_day(
     session: AsyncSession,
     store: Any,
     day: dt.date,
-    baseline: str,
+    baseline: str | None,
     history_days: int,
 ) -> Loaded:
     """Everything the engine needs about one store-day: its rows and the history before it in
-    one query, the market benchmark, competitors, campaign windows, the calendar's context."""
+    one query, the market benchmark, competitors, campaign windows, the calendar's context.
+    baseline None is the default (comparable days, which may reach past a festival season)."""
     start = day - timedelta(days=history_days)
     if baseline == "same_phase_last_year":
         start = day - timedelta(days=371 + 7)
+    if baseline is None:
+        # the comparable days skip festival periods: read back as far as the earliest of them
+        cal = context_for(store.market, day - timedelta(days=7 * COMPARABLE_LOOKBACK_WEEKS), day)
+        picked = comparable_days(day, shaped=cal.shaped, exclude=cal.days, phases=cal.phases)
+        start = min([start, *picked.days])
     series = await repo.load_series(session, store.tenant_id, store.store_id, start, day)
     bench: dict[dt.date, dict[str, float]] = defaultdict(dict)
     kinds: dict[dt.date, dict[str, str]] = defaultdict(dict)
@@ -304,6 +311,8 @@ async def load_store_day(
         baseline=baseline,  # type: ignore[arg-type]
         phases=ctx.phases,
         context_days=frozenset(ctx.days),
+        shaped_days=frozenset(ctx.shaped),
+        platform=str(getattr(store, "platform", None) or "generic"),
         partition_dimensions=tuple(getattr(store, "partition_dimensions", None) or ()),
     )
     return Loaded(store, sd, ctx.items, len(series))
@@ -606,6 +615,9 @@ def report_document(
         "date": rep.day.isoformat(),
         "version": version,
         "baseline": rep.baseline,
+        "baseline_days": [d.isoformat() for d in rep.baseline_days],
+        "baseline_method": rep.baseline_method,
+        "baseline_note": rep.baseline_note,
         "trigger": trigger,
         "created_at": created_at.isoformat(),
         "currency": store.currency,
@@ -1078,7 +1090,7 @@ async def store_board(
     principal: Principal,
     store_id: str,
     day: dt.date | None,
-    baseline: str,
+    baseline: str | None,
     history_days: int,
 ) -> dict[str, Any]:
     """GET /v1/stores/{id}/board: the day's KPIs by channel and free / paid against the
