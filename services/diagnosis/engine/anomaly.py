@@ -209,7 +209,7 @@ def score_series(
             level += trend + drift
             trend += lam * drift
             drift = 0.0
-            run = []
+            run, run_p = [], []
             continue
         zc = max(-k, min(k, z))
         building = (cp if r > 0 else cn) > cfg.hold_at >= 0
@@ -220,16 +220,13 @@ def score_series(
             crun.append(r)
             crun_p.append(pred)
         cz = max(cp, cn)
-        if (
-            ch > 0
-            and cz > ch
-            and abs(z) <= k
-            and abs(r) >= min_effect * abs(pred)
-        ):
+        if ch > 0 and cz > ch and abs(z) <= k and abs(r) >= min_effect * abs(pred):
             # a change building over days: flag it, then take the recent residuals as the new
             # level (a ramp's last days, not its first)
             out.append(_point(math.copysign(k * cz / ch, cp - cn), k, pred, ctx))
-            tail = [(v, q) for v, q in zip(crun[-3:], crun_p[-3:]) if (v > 0) == (cp > cn)]
+            tail = [
+                (v, q) for v, q in zip(crun[-3:], crun_p[-3:], strict=True) if (v > 0) == (cp > cn)
+            ]
             level, trend, season, _ = _relevel(
                 level, trend, season, tail or [(r, pred)], cfg.relative_shift
             )
@@ -320,11 +317,11 @@ def _relevel(
     the series is positive (the season and trend scale with the level), in units otherwise."""
     shift = _median([v for v, _ in residuals])
     level += trend
-    if relative and level > 0 and all(q > 0 for _, q in residuals):
-        if all(level + s > 0 for s in season):
-            f = 1 + _median([v / q for v, q in residuals])
-            if f > 0:
-                return level * f, trend * f, [s * f for s in season], level * (f - 1)
+    positive = level > 0 and all(q > 0 for _, q in residuals)
+    if relative and positive and all(level + s > 0 for s in season):
+        f = 1 + _median([v / q for v, q in residuals])
+        if f > 0:
+            return level * f, trend * f, [s * f for s in season], level * (f - 1)
     return level + shift, trend, season, shift
 
 
