@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 (CJK sentences use fullwidth punctuation on purpose)
 """The A/B readout in one plain sentence per locale (en, zh-CN, ja), from an evaluation.
 
 The sentence names the best-performing variant against the control (variants are lettered A, B,

@@ -14,6 +14,12 @@ Status = Literal["draft", "in_review", "approved", "published", "archived"]
 Action = Literal["submit", "approve", "reject", "publish", "archive"]
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 ChannelName = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+# Checked against the lint's one list (services.content.lint PRODUCT_CATEGORIES): 422 otherwise.
+ProductCategory = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z_]{0,31}$"),
+    Field(description="what the copy sells: food, health_food, cosmetics, medical_device, ..."),
+]
 
 T = TypeVar("T")
 
@@ -43,6 +49,7 @@ class CopyCreate(Strict):
     body: str = Field(min_length=1, max_length=100_000)
     campaign_id: uuid.UUID | None = None
     brief_id: uuid.UUID | None = None
+    product_category: ProductCategory | None = None
     channels: list[ChannelName] | None = Field(
         default=None, description="channel profiles to lint against; default by type and locale"
     )
@@ -80,6 +87,7 @@ class CopyOut(BaseModel):
     revision: int
     published_revision: int | None
     channels: list[str] | None
+    product_category: str | None = None
     title: str
     body: str
     variables: list[dict[str, Any]] | None
@@ -100,6 +108,9 @@ class AuditOut(BaseModel):
     to_status: str
     revision: int
     actor: str
+    actor_name: str | None = Field(
+        default=None, description="the user's name, from ingest.api_key_created; null if unknown"
+    )
     role: str
     comment: str | None
     at: dt.datetime
@@ -125,6 +136,7 @@ class LintIn(Strict):
     market: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
     marketing: bool = True
     signature: str | None = Field(default=None, max_length=20)
+    product_category: ProductCategory | None = None
 
 
 class RenderIn(Strict):
@@ -199,3 +211,16 @@ class ExperimentOut(BaseModel):
     winner_copy_id: str | None
     decided_at: dt.datetime | None
     evaluation: dict[str, Any]
+
+
+class ReviewerIn(Strict):
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    note: str | None = Field(default=None, max_length=500)
+
+
+class ReviewerOut(BaseModel):
+    user_id: str
+    name: str | None
+    note: str | None
+    added_by: str
+    added_at: dt.datetime

@@ -290,7 +290,7 @@ def lint(inp: LintInput) -> LintResult:
 
 
 def _check_required(result: LintResult, packs: list[Pack], inp: LintInput) -> None:
-    """Wording the law requires for the category (保健食品: 本品不能代替药物), anywhere in the copy."""
+    """Wording the law requires for the category (保健食品: 本品不能代替药物), anywhere."""
     text = f"{inp.title}\n{inp.body}"
     for pack in packs:
         for rule in pack.rules:

@@ -38,7 +38,7 @@ PRODUCT_CATEGORIES = (
 # "off": the rule does not apply to that category.
 CATEGORY_SEVERITIES = (*SEVERITIES, "off")
 # Fullwidth ASCII (U+FF01..U+FF5E) and the ideographic space, folded one character for one, so
-# "ＮＯ．１" is "no.1" to the rules and spans stay right.
+# fullwidth "NO.1" (U+FF2E U+FF2F U+FF0E U+FF11) is "no.1" to the rules and spans stay right.
 FULLWIDTH_FOLD = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 
 

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 (Chinese copy uses fullwidth punctuation and letters on purpose)
 """Claim rules of the packs: cure, efficacy and guarantee claims, rank claims in any script,
 media and expert endorsements, urgency and exclusivity, weighed by the product category the copy
 is for; and the ordinary words that merely contain the characters."""
@@ -143,7 +144,9 @@ def test_health_claims_weigh_by_product_category() -> None:
     hf = cn_rules("增强免疫力", "health_food")
     assert hf["cn.health_function_claims"] == "warning"
     assert hf["cn.health_food_disclaimer"] == "error"
-    assert "cn.health_food_disclaimer" not in cn_rules("增强免疫力。本品不能代替药物", "health_food")
+    assert "cn.health_food_disclaimer" not in cn_rules(
+        "增强免疫力。本品不能代替药物", "health_food"
+    )
     # A cure claim is an error for food, cosmetics and health food, a warning (approval number)
     # for a medical device or a drug; a guarantee stays an error for all of them (第十六条).
     for cat in ("food", "cosmetics", "health_food", "apparel", None):
