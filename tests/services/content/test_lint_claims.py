@@ -235,3 +235,26 @@ def test_unknown_categories_are_refused_in_requests_and_packs() -> None:
         _compile_rule("p", {**base, "terms": ["a"], "category_severity": {"martian": "error"}})
     with pytest.raises(RulePackError):
         _compile_rule("p", {**base, "terms": ["a"], "category_severity": {"food": "fatal"}})
+
+
+def test_regional_channel_profiles_cite_sources_and_measure() -> None:
+    from services.content.lint.engine import load_profiles
+
+    profiles = load_profiles()
+    names = ("wechat_template", "douyin", "xiaohongshu", "shopee_push", "line_message")
+    for name in (*names, "line_template"):
+        assert profiles[name]["sources"] and profiles[name]["limits"], name
+    body = "双十一限时特惠全场五折起快来抢购吧朋友们"  # 20 characters: the thing.DATA limit
+    ok = lint(LintInput(body=body, locale="zh-CN", channels=["wechat_template"], packs=[]))
+    assert ok.ok
+    over = lint(LintInput(body=body + "！", locale="zh-CN", channels=["wechat_template"], packs=[]))
+    assert [i.code for i in over.issues] == ["too_long"] and not over.ok
+    # Xiaohongshu counts a title in display width: 20 Chinese characters or 40 Latin letters.
+    xhs = lint(LintInput(body="x", title="秋" * 21, locale="zh-CN", channels=["xiaohongshu"]))
+    assert any(i.code == "too_long" and i.field == "title" for i in xhs.issues)
+    xhs_ok = lint(LintInput(body="x", title="a" * 40, locale="en", channels=["xiaohongshu"]))
+    assert xhs_ok.ok
+    line = lint(
+        LintInput(body="x" * 61, title="Sale", locale="en", channels=["line_template"], packs=[])
+    )
+    assert not line.ok
