@@ -21,6 +21,7 @@ from shared.bus import Bus, Handler, make_bus
 from shared.config import ServiceSettings
 from shared.db import Database, migrate
 from shared.errors import BodyLimitMiddleware, install_error_handlers
+from shared.jsonguard import JsonGuardMiddleware
 from shared.idempotency import IdempotencyMiddleware
 from shared.observability import configure_logging, health_router, install_observability
 from shared.outbox import OutboxRelay, take_staged
@@ -124,7 +125,8 @@ def create_service_app(
         redoc_url=None,
     )
     install_error_handlers(app)
-    # Outermost last: request context -> body limit -> idempotency -> routes.
+    # Outermost last: request context -> body limit -> idempotency -> JSON guard -> routes.
+    app.add_middleware(JsonGuardMiddleware)
     app.add_middleware(IdempotencyMiddleware, ttl_hours=settings.idempotency_ttl_hours)
     app.add_middleware(
         BodyLimitMiddleware,
