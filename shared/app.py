@@ -21,8 +21,8 @@ from shared.bus import Bus, Handler, make_bus
 from shared.config import ServiceSettings
 from shared.db import Database, migrate
 from shared.errors import BodyLimitMiddleware, install_error_handlers
-from shared.jsonguard import JsonGuardMiddleware
 from shared.idempotency import IdempotencyMiddleware
+from shared.jsonguard import JsonGuardMiddleware
 from shared.observability import configure_logging, health_router, install_observability
 from shared.outbox import OutboxRelay, take_staged
 from shared.ratelimit import RateLimiter

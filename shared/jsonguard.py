@@ -166,7 +166,9 @@ StrictInt = Annotated[int, Strict()]
 StrictBool = Annotated[bool, Strict()]
 """A boolean that is a JSON boolean: not 0, not "yes"."""
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+"""A number that is a finite JSON number: not NaN or Infinity (Python's parser takes both),
+not a boolean."""
 
 
 # ---- the request boundary ----------------------------------------------------------------------

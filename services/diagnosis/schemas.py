@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.events.common import Baseline
+from shared.jsonguard import FiniteFloat, StrictInt, SupportedDate
 
 SummaryLocale = Literal["en", "zh-CN", "ja"]
 
@@ -17,7 +18,7 @@ class _In(BaseModel):
 
 
 class DiagnosisRequest(_In):
-    date: dt.date = Field(description="the store's local date to diagnose")
+    date: SupportedDate = Field(description="the store's local date to diagnose")
     baseline: Baseline = "same_weekday_last_week"
     locale: SummaryLocale = "en"
 
@@ -67,8 +68,10 @@ class RcaOut(BaseModel):
 
 
 class AnomalyPoint(_In):
-    timestamp: str | int | float = Field(description="ISO 8601 date or date-time, or epoch s")
-    value: float | None = Field(description="null = a missing point")
+    timestamp: str | StrictInt | FiniteFloat = Field(
+        description="ISO 8601 date or date-time, or epoch s"
+    )
+    value: FiniteFloat | None = Field(description="null = a missing point")
 
 
 class AnomaliesIn(_In):

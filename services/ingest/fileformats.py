@@ -24,8 +24,8 @@ import yaml
 
 from services.ingest.linemaps import LineSums, folded_list, folded_values, map_cell
 from shared import grains
-from shared.jsonguard import JsonRefused, check_json
 from shared.events.common import DERIVED_METRICS, RAW_METRICS, SCORE_METRICS
+from shared.jsonguard import JsonRefused, check_json
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 # Columns read as dimensions by name: the registry's (shared/dimensions.toml); others need dim_.
@@ -483,7 +483,9 @@ def read_records(
                 obj = json.loads(text)
             except JsonRefused as exc:
                 at = ".".join(map(str, exc.loc))
-                yield Record(start, lines.offset, lines.line, None, f"{at + ': ' if at else ''}{exc}")
+                yield Record(
+                    start, lines.offset, lines.line, None, f"{at + ': ' if at else ''}{exc}"
+                )
                 continue
             except ValueError as exc:
                 yield Record(start, lines.offset, lines.line, None, f"not JSON: {exc}")
