@@ -9,9 +9,10 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.jsonguard import StrictBool, StrictInt, SupportedDate
+from shared.locales import fallback
 
 CopyType = Literal["banner", "push", "sms", "guide", "rules", "article"]
-Locale = Literal["en", "zh-CN", "zh-TW", "ja"]
+Locale = Annotated[Literal["en", "zh-CN", "zh-TW", "ja"], fallback(("en", "zh-CN", "zh-TW", "ja"))]
 Status = Literal["draft", "in_review", "approved", "published", "archived"]
 Action = Literal["submit", "approve", "reject", "publish", "archive"]
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]

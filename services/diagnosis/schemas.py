@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.events.common import Baseline
 from shared.jsonguard import FiniteFloat, StrictInt, SupportedDate
+from shared.locales import fallback
 
-SummaryLocale = Literal["en", "zh-CN", "ja"]
+SummaryLocale = Annotated[Literal["en", "zh-CN", "ja"], fallback(("en", "zh-CN", "ja"))]
 
 
 class _In(BaseModel):

@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints,
 
 from shared.events.common import Owner, Severity
 from shared.jsonguard import StrictBool, StrictInt
+from shared.locales import fallback
 
 NotifyFormat = Literal["standard", "slack", "feishu", "dingtalk"]
-NotifyLocale = Literal["en", "zh-CN", "ja"]
+NotifyLocale = Annotated[Literal["en", "zh-CN", "ja"], fallback(("en", "zh-CN", "ja"))]
 StoreId = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=128)
 ]

@@ -40,10 +40,11 @@ async def test_a_pathological_ndjson_line_is_a_line_problem_and_the_rest_goes_in
     text = (
         good.format(d=1)
         + good.format(d=2)
-        + '{"date": "2026-10-03", "metric": "orders", "value": 3, "x": ' + DEEP + "}\n"
+        + '{"date": "2026-10-03", "metric": "orders", "value": 3, "x": '
+        + DEEP
+        + "}\n"
         + '{"date": "2026-10-04", "metric": "orders", "value": 4, "dimensions": '
-        '{"channel": "x\\ud800"}}\n'
-        + good.format(d=5)
+        '{"channel": "x\\ud800"}}\n' + good.format(d=5)
     )
     r = await h.client.post(
         "/v1/stores/acme-us/metrics/import",
@@ -55,7 +56,7 @@ async def test_a_pathological_ndjson_line_is_a_line_problem_and_the_rest_goes_in
     assert job["status"] == "succeeded", job
     assert (job["rows_accepted"], job["rows_rejected"]) == (3, 2)
     assert await h.count(MetricRow) == 3
-    problems = (await h.client.get(f"/v1/imports/{job['id']}/problems", headers=keys["viewer"]))
+    problems = await h.client.get(f"/v1/imports/{job['id']}/problems", headers=keys["viewer"])
     assert problems.status_code == 200
     body = problems.text
     assert "nested deeper" in body and "surrogate" in body
