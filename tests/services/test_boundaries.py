@@ -271,3 +271,79 @@ async def test_slots_keys_users_and_findings_of_another_tenant_are_404(env: Env)
     _problem(r, 404)
     r = await env.c.get(f"/v1/briefs/{uuid.uuid4()}", headers=env.keys["acme"])
     _problem(r, 404)
+
+
+# ---- 4. the API contract --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("OPTIONS", "/v1/api-keys"), ("TRACE", "/v1/stores"), ("PUT", "/v1/stores/acme-1/campaigns")],
+)
+async def test_undeclared_methods_answer_405_with_every_method_of_the_path(
+    env: Env, method: str, path: str
+) -> None:
+    r = await env.c.request(method, path, headers=env.keys["acme"])
+    _problem(r, 405)
+    assert {"GET", "POST"} <= set(r.headers["allow"].split(", "))
+
+
+async def test_openapi_documents_problems_servers_and_the_merged_app(env: Env) -> None:
+    merged = (await env.c.get("/openapi.json")).json()
+    assert merged["servers"] == [{"url": "/"}]
+    for service in ("ingest", "diagnosis", "campaigns", "content"):
+        doc = (await env.c.get(f"/{service}/openapi.json")).json()
+        assert [s["url"] for s in doc["servers"]] == ["/"]
+        for path, item in doc["paths"].items():
+            assert path in merged["paths"]
+            if not path.startswith("/v1/"):
+                continue
+            for method, op in item.items():
+                for code in ("401", "403", "404", "422", "429"):
+                    content = op["responses"][code]["content"]
+                    assert "application/problem+json" in content, (service, method, path, code)
+    r = await env.c.get("/docs")
+    assert r.status_code == 200 and "/openapi.json" in r.text
+    rollup = merged["paths"]["/v1/metrics/rollup"]["get"]["parameters"]
+    assert next(p for p in rollup if p["name"] == "metric")["required"] is True
+
+
+# ---- 5. request lines, headers, locales -----------------------------------------------------
+
+
+async def test_oversized_request_targets_and_headers_answer_problem_json(env: Env) -> None:
+    r = await env.c.get("/v1/stores?cursor=" + "a" * 60_000, headers=env.keys["acme"])
+    _problem(r, 414)
+    r = await env.c.get("/v1/stores", headers={**env.keys["acme"], "x-big": "b" * 20_000})
+    _problem(r, 431)
+
+
+@pytest.mark.parametrize(
+    ("tag", "expect"),
+    [
+        ("en-US", "en"),
+        ("zh-Hans-CN", "zh-CN"),
+        ("zh-CN", "zh-CN"),
+        ("zh_TW", "zh-TW"),
+        ("ja-JP", "ja"),
+    ],
+)
+async def test_locales_accept_bcp47_tags_with_fallback(env: Env, tag: str, expect: str) -> None:
+    r = await env.post("/v1/lint", {"body": "hello", "locale": tag})
+    assert r.status_code == 200, r.text
+    r = await env.post(
+        "/v1/copies", {"store_id": "acme-1", "type": "banner", "locale": tag, "body": "Sale"}
+    )
+    assert r.status_code == 201 and r.json()["locale"] == expect, r.text
+    r = await env.post("/v1/lint", {"body": "hello", "locale": "fr-FR"})
+    _problem(r, 422)
+
+
+def test_bcp47_negotiation() -> None:
+    from shared.locales import negotiate
+
+    supported = ("en", "zh-CN", "ja")
+    assert negotiate("zh-Hant-HK", ("en", "zh-CN", "zh-TW")) == "zh-TW"
+    assert negotiate("zh-Hant-HK", supported) == "zh-CN"
+    assert negotiate("EN-gb", supported) == "en"
+    assert negotiate("x", supported) is None and negotiate("", supported) is None
