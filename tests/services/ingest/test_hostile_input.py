@@ -111,3 +111,12 @@ async def test_a_correctly_signed_deep_webhook_is_refused_not_a_500(env: Any) ->
         )
         assert r.status_code == 422, r.text
         assert r.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("ts", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00"])
+def test_webhook_timestamps_outside_the_supported_dates_are_payload_errors(ts: str) -> None:
+    from services.ingest.webhooks.platforms import PayloadError, local_date
+
+    # Before: OverflowError from astimezone, which aborts the store's whole delivery group.
+    with pytest.raises(PayloadError):
+        local_date(ts, "Asia/Shanghai")
