@@ -209,6 +209,7 @@ TABLES: list[Table] = [
     m.__table__  # type: ignore[union-attr]
     for m in (
         ContentStore,
+        ContentCampaign,
         Copy,
         CopyRevision,
         CopyAudit,
