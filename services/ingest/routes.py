@@ -210,7 +210,9 @@ def _split(values: list[str] | None) -> list[str]:
     return out
 
 
+# Reads name their metrics (the schema says so, not only the service); a deletion may not.
 MetricQuery = Annotated[list[str], Query(alias="metric", min_length=1, max_length=40)]
+OptionalMetricQuery = Annotated[list[str] | None, Query(alias="metric", max_length=40)]
 GroupQuery = Annotated[list[str] | None, Query(max_length=6)]
 FilterQuery = Annotated[
     list[str] | None,
@@ -288,7 +290,7 @@ async def delete_metrics(
     uow: UoW,
     start: SupportedDate,
     end: SupportedDate,
-    metric: MetricQuery,
+    metric: OptionalMetricQuery = None,
     grain: Annotated[
         str | None,
         Query(
