@@ -143,6 +143,9 @@ class Brief(SQLModel, table=True):
     detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     due: dt.date | None = Field(default=None, sa_column=Column(Date, nullable=True))
     status: str = Field(sa_column=Column(String(16), nullable=False))
+    # The status a finding's closing cancelled the brief from: reopening the finding restores
+    # it (the same brief, never a second one). Null for a brief no finding cancelled.
+    cancelled_from: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
     copy_ids: list[str] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -682,7 +682,9 @@ async def on_finding(
     session: AsyncSession, event: FindingOpenedV1 | FindingUpdatedV1 | FindingClosedV1
 ) -> None:
     """Falling click-through: a refresh brief for the copies involved (the finding's copy_id, or
-    the store's published copies when the finding is not about one copy)."""
+    the store's published copies when the finding is not about one copy). The finding's
+    closing cancels the brief nobody started; its reopening (finding_updated back to open, or
+    raised again) restores that brief to the status it was cancelled from."""
     if not is_ctr_finding(event):
         return
     key = f"finding:{event.finding_id}"
@@ -690,9 +692,17 @@ async def on_finding(
     if isinstance(event, FindingClosedV1) or event.status == "resolved":
         if existing is not None and existing.status == "open":
             await repo.update_brief(
-                session, existing.id, {"status": "cancelled", "updated_at": _now()}
+                session,
+                existing.id,
+                {"status": "cancelled", "cancelled_from": existing.status, "updated_at": _now()},
             )
         return
+    if existing is not None and existing.status == "cancelled" and existing.cancelled_from:
+        await repo.update_brief(
+            session,
+            existing.id,
+            {"status": existing.cancelled_from, "cancelled_from": None, "updated_at": _now()},
+        )
     if "copy_id" in event.dimensions:
         copy_ids = [event.dimensions["copy_id"]]
     else:

@@ -1,5 +1,6 @@
-"""Event handlers of diagnosis: stores, metric rows, benchmarks and competitors from ingest (its
-own copy of the series), campaign windows from campaigns, keys through the shared key sync."""
+"""Event handlers of diagnosis: tenants (their reporting currency), FX rates, stores, metric
+rows, benchmarks and competitors from ingest (its own copy of the series), campaign windows from
+campaigns, keys through the shared key sync."""
 
 from __future__ import annotations
 
@@ -14,16 +15,22 @@ from shared.events.campaigns import CampaignCreatedV1, CampaignUpdatedV1
 from shared.events.ingest import (
     BenchmarkIngestedV1,
     CompetitorMetricsIngestedV1,
+    FxRatesIngestedV1,
     MetricsDeletedV1,
     MetricsIngestedV1,
     StoreRegisteredV1,
     StoreUpdatedV1,
+    TenantCreatedV1,
+    TenantUpdatedV1,
 )
 from shared.outbox import claim_event
 
 GROUP = "diagnosis.events"
 
 HANDLED = (
+    TenantCreatedV1,
+    TenantUpdatedV1,
+    FxRatesIngestedV1,
     StoreRegisteredV1,
     StoreUpdatedV1,
     MetricsIngestedV1,
@@ -37,7 +44,11 @@ HANDLED = (
 
 async def apply(session: Any, event: Event) -> None:
     """One event's effect (tenant-scoped: every row written carries the event's tenant)."""
-    if isinstance(event, StoreRegisteredV1 | StoreUpdatedV1):
+    if isinstance(event, TenantCreatedV1 | TenantUpdatedV1):
+        await service.on_tenant_event(session, event)
+    elif isinstance(event, FxRatesIngestedV1):
+        await service.on_fx_rates_ingested(session, event)
+    elif isinstance(event, StoreRegisteredV1 | StoreUpdatedV1):
         await service.on_store_event(session, event)
     elif isinstance(event, MetricsIngestedV1):
         await service.on_metrics_ingested(session, event)

@@ -25,6 +25,14 @@ SHAPING_PHASES = frozenset({"pre_sale", "main", "last_orders", "new_year_shoppin
 LULL_DAYS = 0
 # Campaign phase names that shape demand; a campaign without phases counts whole.
 CAMPAIGN_SHAPING = frozenset({"pre_sale", "presale", "peak", "main", "launch", "sale", "live"})
+# The default baseline never reads a day a festival shapes (baselines.comparable_days): every
+# phase of a peak festival but its returns window and a gifting run-up (both ordinary days for
+# most stores), plus the first AFTERMATH_DAYS of the returns window, the lull after the peak.
+# A festival whose main phase is longer than SEASON_DAYS is a season (back to school), not a
+# peak: its days stay comparable.
+NOT_SHAPING_FOR_BASELINE = frozenset({"returns_window", "gifting"})
+AFTERMATH_DAYS = 7
+SEASON_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,8 @@ class DayContextSet:
     days: set[date] = field(default_factory=set)
     # What the report's `context` shows: [{kind, key, name, phase?, start, end}]
     items: list[dict[str, Any]] = field(default_factory=list)
+    # Days a festival (warm-up to aftermath) or a campaign shapes: never a normal day's baseline
+    shaped: set[date] = field(default_factory=set)
 
 
 def _dates(phase: Mapping[str, Any]) -> tuple[date, date]:
@@ -87,6 +97,7 @@ def context_for(
                     }
                 )
         out.days.update(_span(occ.date, occ.date + timedelta(days=LULL_DAYS)))
+        out.shaped.update(shaped_days(occ.phases))
     for d, name in public_holidays(market, start, end):
         out.days.add(d)
         if d == day:
@@ -115,6 +126,7 @@ def context_for(
         )
         for s, e in windows:
             out.days.update(_span(s, e))
+            out.shaped.update(_span(s, e + timedelta(days=AFTERMATH_DAYS)))
         if c.start <= day <= c.end:
             phase = next(
                 (
@@ -137,4 +149,19 @@ def context_for(
                     "expected_move": any(s <= day <= e for s, e in windows),
                 }
             )
+    return out
+
+
+def shaped_days(phases: Sequence[Any]) -> set[date]:
+    """The days of one festival occurrence that are no normal day's baseline (see
+    NOT_SHAPING_FOR_BASELINE): phases with .name, .start, .end."""
+    main = [p for p in phases if p.name == "main"]
+    if any((p.end - p.start).days + 1 > SEASON_DAYS for p in main):
+        return set()
+    out: set[date] = set()
+    for p in phases:
+        if p.name == "returns_window":
+            out.update(_span(p.start, min(p.end, p.start + timedelta(days=AFTERMATH_DAYS - 1))))
+        elif p.name not in NOT_SHAPING_FOR_BASELINE:
+            out.update(_span(p.start, p.end))
     return out

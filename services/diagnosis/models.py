@@ -52,6 +52,31 @@ class KnownStore(SQLModel, table=True):
     as_of: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
+class KnownTenant(SQLModel, table=True):
+    """Diagnosis' own copy of a tenant, from ingest.tenant_created/updated: the currency triage
+    converts impacts to. A tenant not heard of yet reads as USD (ingest's default)."""
+
+    __tablename__ = "diag_tenants"
+
+    tenant_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    reporting_currency: str = Field(sa_column=Column(String(3), nullable=False))
+    as_of: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class FxRateRow(SQLModel, table=True):
+    """A tenant's exchange rate, from ingest.fx_rates_ingested: 1 `base` = `value` `quote` on
+    `date`. A day converts at the latest rate on or before it, as ingest's rollup does."""
+
+    __tablename__ = "diag_fx_rates"
+
+    tenant_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    base: str = Field(sa_column=Column(String(3), primary_key=True))
+    quote: str = Field(sa_column=Column(String(3), primary_key=True))
+    date: dt.date = Field(sa_column=Column(Date, primary_key=True))
+    value: float = Field(sa_column=Column(Float, nullable=False))
+
+
 class SeriesRow(SQLModel, table=True):
     """One metric row of a store: identity (tenant, store, date, metric, canonical dimensions).
 
@@ -172,8 +197,16 @@ class FindingRow(SQLModel, table=True):
             "dims",
             name="uq_diag_findings_problem",
         ),
-        Index("ix_diag_findings_triage", "tenant_id", "status", "priority"),
+        Index(
+            "ix_diag_findings_triage",
+            "tenant_id",
+            "status",
+            "severity_rank",
+            "triage_tier",
+            "triage_impact",
+        ),
         Index("ix_diag_findings_store_day", "tenant_id", "store_id", "date"),
+        Index("ix_diag_findings_currency", "tenant_id", "impact_currency", "date"),
     )
 
     id: str = Field(sa_column=Column(String(36), primary_key=True))
@@ -190,8 +223,26 @@ class FindingRow(SQLModel, table=True):
     evidence: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     expected_gmv_impact: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     confidence: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
-    # |expected_gmv_impact| x confidence: the triage order.
+    # |impact in the reporting currency| x confidence (0 without one): the money at stake.
     priority: float = Field(sa_column=Column(Float, nullable=False))
+    # Triage (service.triage_fields): severity first, then the impact in the tenant's
+    # reporting currency (a finding whose rate is missing after the converted ones), then
+    # confidence. Kept on the row, and redone when rates or the reporting currency arrive.
+    impact_currency: str | None = Field(default=None, sa_column=Column(String(3), nullable=True))
+    reporting_currency: str | None = Field(default=None, sa_column=Column(String(3), nullable=True))
+    impact_reporting: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    fx_missing: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    severity_rank: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    # 0: in the reporting currency (or no GMV impact); 1: its exchange rate is missing
+    triage_tier: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    # |impact_reporting|, 0 when there is none
+    triage_impact: float = Field(
+        default=0.0, sa_column=Column(Float, nullable=False, server_default="0")
+    )
     status: str = Field(sa_column=Column(String(16), nullable=False))
     resolution: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
     snoozed_until: datetime | None = Field(
@@ -227,6 +278,8 @@ class FindingTransition(SQLModel, table=True):
 TABLES: list[Table] = [
     m.__table__  # type: ignore[union-attr]
     for m in (
+        KnownTenant,
+        FxRateRow,
         KnownStore,
         SeriesRow,
         BenchmarkRow,

@@ -23,7 +23,9 @@ from services.diagnosis.models import (
     CompetitorRow,
     FindingRow,
     FindingTransition,
+    FxRateRow,
     KnownStore,
+    KnownTenant,
     Report,
     SeriesRow,
     StoreDayState,
@@ -38,6 +40,8 @@ DAYS: Table = StoreDayState.__table__  # type: ignore[attr-defined]
 REPORTS: Table = Report.__table__  # type: ignore[attr-defined]
 FINDINGS: Table = FindingRow.__table__  # type: ignore[attr-defined]
 TRANSITIONS: Table = FindingTransition.__table__  # type: ignore[attr-defined]
+TENANTS: Table = KnownTenant.__table__  # type: ignore[attr-defined]
+FX: Table = FxRateRow.__table__  # type: ignore[attr-defined]
 
 # Rows per statement of a bulk upsert: under SQLite's and asyncpg's bind-parameter limits.
 CHUNK = 2000
@@ -67,6 +71,74 @@ async def upsert_store(session: AsyncSession, values: dict[str, Any]) -> None:
         where=STORES.c.as_of <= stmt.excluded.as_of,
     )
     await session.execute(stmt)
+
+
+async def upsert_tenant(session: AsyncSession, values: dict[str, Any]) -> None:
+    stmt = _insert(session, TENANTS).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id"],
+        set_={k: stmt.excluded[k] for k in values if k != "tenant_id"},
+        where=TENANTS.c.as_of <= stmt.excluded.as_of,
+    )
+    await session.execute(stmt)
+
+
+async def get_tenant(session: AsyncSession, tenant_id: str) -> Any:
+    return (await session.execute(select(TENANTS).where(TENANTS.c.tenant_id == tenant_id))).first()
+
+
+async def upsert_fx_rates(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Rates are small batches (one a currency a day): one statement per chunk of rows."""
+    for start in range(0, len(rows), 500):
+        part = list(rows[start : start + 500])
+        stmt = _insert(session, FX).values(part)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["tenant_id", "base", "quote", "date"],
+            set_={"value": stmt.excluded.value},
+        )
+        await session.execute(stmt)
+
+
+async def fx_rate_on(
+    session: AsyncSession, tenant_id: str, base: str, quote: str, day: dt.date
+) -> float | None:
+    """The latest rate on or before the day (ingest's rule for its rollup)."""
+    q = (
+        select(FX.c.value)
+        .where(
+            FX.c.tenant_id == tenant_id,
+            FX.c.base == base,
+            FX.c.quote == quote,
+            FX.c.date <= day,
+        )
+        .order_by(FX.c.date.desc())
+        .limit(1)
+    )
+    value = await session.scalar(q)
+    return None if value is None else float(value)
+
+
+async def fx_rates_of(
+    session: AsyncSession, tenant_id: str, bases: Sequence[str], quote: str
+) -> list[Any]:
+    q = (
+        select(FX.c.base, FX.c.date, FX.c.value)
+        .where(FX.c.tenant_id == tenant_id, FX.c.base.in_(list(bases)), FX.c.quote == quote)
+        .order_by(FX.c.base, FX.c.date)
+    )
+    return list((await session.execute(q)).all())
+
+
+async def store_markets(
+    session: AsyncSession, tenant_id: str, store_ids: Iterable[str]
+) -> dict[str, str]:
+    ids = sorted(set(store_ids))
+    if not ids:
+        return {}
+    q = select(STORES.c.store_id, STORES.c.market).where(
+        STORES.c.tenant_id == tenant_id, STORES.c.store_id.in_(ids)
+    )
+    return {r.store_id: r.market for r in (await session.execute(q)).all()}
 
 
 async def get_store(session: AsyncSession, tenant_id: str, store_id: str) -> Any:
@@ -664,6 +736,41 @@ async def findings_by_ids(session: AsyncSession, ids: Sequence[str]) -> list[Any
     return list((await session.execute(select(FINDINGS).where(FINDINGS.c.id.in_(ids)))).all())
 
 
+# The triage order (service.triage_fields): severity, rate known before missing, impact in the
+# reporting currency, confidence, then the id for a total order.
+TRIAGE_ORDER: tuple[tuple[str, bool], ...] = (
+    ("severity_rank", True),
+    ("triage_tier", False),
+    ("triage_impact", True),
+    ("confidence", True),
+    ("id", False),
+)
+
+
+def _after(position: Sequence[Any]) -> Any:
+    """Rows strictly after `position` in TRIAGE_ORDER (keyset pagination: the OR of each
+    column's step with the columns before it equal)."""
+    cols = [
+        (func.coalesce(FINDINGS.c[name], 0.0) if name == "confidence" else FINDINGS.c[name], desc)
+        for name, desc in TRIAGE_ORDER
+    ]
+    steps = []
+    for i, (col, desc) in enumerate(cols):
+        equal = [c == v for (c, _), v in zip(cols[:i], position[:i], strict=True)]
+        steps.append(and_(*equal, col < position[i] if desc else col > position[i]))
+    return or_(*steps)
+
+
+def triage_position(row: Any) -> list[Any]:
+    return [
+        row.severity_rank,
+        row.triage_tier,
+        row.triage_impact,
+        row.confidence if row.confidence is not None else 0.0,
+        row.id,
+    ]
+
+
 async def search_findings(
     session: AsyncSession,
     tenant_id: str,
@@ -674,7 +781,7 @@ async def search_findings(
     severities: Sequence[str] | None,
     start: dt.date | None,
     end: dt.date | None,
-    after: tuple[float, str] | None,
+    after: Sequence[Any] | None,
     limit: int | None,
 ) -> list[Any]:
     q = select(FINDINGS).where(FINDINGS.c.tenant_id == tenant_id, FINDINGS.c.status.in_(statuses))
@@ -689,15 +796,33 @@ async def search_findings(
     if end:
         q = q.where(FINDINGS.c.date <= end)
     if after is not None:
-        q = q.where(
-            or_(
-                FINDINGS.c.priority < after[0],
-                and_(FINDINGS.c.priority == after[0], FINDINGS.c.id > after[1]),
-            )
-        )
-    q = q.order_by(FINDINGS.c.priority.desc(), FINDINGS.c.id)
+        q = q.where(_after(after))
+    order = [
+        (func.coalesce(FINDINGS.c[n], 0.0) if n == "confidence" else FINDINGS.c[n])
+        for n, _ in TRIAGE_ORDER
+    ]
+    q = q.order_by(
+        *(c.desc() if desc else c.asc() for c, (_, desc) in zip(order, TRIAGE_ORDER, strict=True))
+    )
     if limit is not None:
         q = q.limit(limit)
+    return list((await session.execute(q)).all())
+
+
+async def findings_to_reprice(
+    session: AsyncSession,
+    tenant_id: str,
+    currencies: Sequence[str] | None = None,
+    since: dt.date | None = None,
+) -> list[Any]:
+    """Findings whose impact in the reporting currency a rate (or the currency) changes."""
+    q = select(FINDINGS).where(
+        FINDINGS.c.tenant_id == tenant_id, FINDINGS.c.impact_currency.is_not(None)
+    )
+    if currencies is not None:
+        q = q.where(FINDINGS.c.impact_currency.in_(list(currencies)))
+    if since is not None:
+        q = q.where(FINDINGS.c.date >= since)
     return list((await session.execute(q)).all())
 
 

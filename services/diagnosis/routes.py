@@ -75,7 +75,10 @@ async def get_board(
     date: Annotated[
         SupportedDate | None, Query(description="the store's local date; yesterday by default")
     ] = None,
-    baseline: Baseline = "same_weekday_last_week",
+    baseline: Annotated[
+        Baseline | None,
+        Query(description="omitted: the report's default (comparable weekdays, festival-aware)"),
+    ] = None,
 ) -> dict[str, Any]:
     """The day's KPIs by channel and free / paid, each against its baseline and the market, the
     market itself and the competitors beside the store, in the store's currency."""

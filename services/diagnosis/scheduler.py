@@ -126,9 +126,7 @@ class Scheduler:
             state = await repo.get_day(session, tenant, store_id, day)
             if store is None or state is None:
                 return False
-            loaded = await service.load_store_day(
-                session, store, day, "same_weekday_last_week", s.history_days
-            )
+            loaded = await service.load_store_day(session, store, day, None, s.history_days)
         data_version = state.data_version
         trigger = "late_data" if state.diagnosed_version else "scheduled"
         async with self.state.db.session() as session:

@@ -20,7 +20,12 @@ class _In(BaseModel):
 
 class DiagnosisRequest(_In):
     date: SupportedDate = Field(description="the store's local date to diagnose")
-    baseline: Baseline = "same_weekday_last_week"
+    baseline: Baseline | None = Field(
+        default=None,
+        description="omitted: the default, the median of the last 4 same weekdays outside "
+        "festival periods (or the same phase a year before); the report's baseline_days and "
+        "baseline_note say which days",
+    )
     locale: SummaryLocale = "en"
 
 
@@ -124,9 +129,25 @@ class FindingOut(BaseModel):
     title: str
     action: str
     evidence: dict[str, Any]
-    expected_gmv_impact: float | None
+    expected_gmv_impact: float | None = Field(
+        description="the part of the day's GMV change the finding's factor explains, in the "
+        "store's currency (impact_currency); null = no direct GMV impact (ratings, refunds...)"
+    )
+    impact_currency: str | None = None
+    impact_reporting: float | None = Field(
+        default=None,
+        description="expected_gmv_impact in the tenant's reporting currency; null when there "
+        "is no impact or its exchange rate is missing (fx_missing says which)",
+    )
+    reporting_currency: str | None = None
+    fx_missing: str | None = Field(
+        default=None, description='the missing exchange rate, e.g. "CNY->USD on 2026-11-20"'
+    )
     confidence: float | None
-    priority: float = Field(description="|expected_gmv_impact| x confidence: the triage order")
+    priority: float = Field(
+        description="|impact_reporting| x confidence. Triage orders by severity first, then "
+        "impact_reporting (missing rates after the converted ones), then confidence"
+    )
     status: str
     resolution: str | None
     snoozed_until: dt.datetime | None
@@ -139,11 +160,15 @@ class FindingOut(BaseModel):
 
 
 class FindingGroup(BaseModel):
-    """One cause (code, metric, dimensions) seen in one or more stores."""
+    """One cause (code, metric, dimensions) seen in one or more stores of one market, on the
+    same or adjacent days, with a comparable magnitude."""
 
     code: str
     metric: str
     dimensions: dict[str, str]
+    market: str | None = Field(description="the stores' market (ISO country)")
+    start: dt.date
+    end: dt.date
     owner: str
     severity: str
     title: str
@@ -151,7 +176,15 @@ class FindingGroup(BaseModel):
     store_ids: list[str]
     findings: int
     finding_ids: list[str]
-    expected_gmv_impact: float | None
+    expected_gmv_impact: float | None = Field(
+        description="sum in impact_currency when every member has that one currency, else null"
+    )
+    impact_currency: str | None = None
+    impact_reporting: float | None = Field(
+        default=None, description="sum of the members' converted impacts (reporting currency)"
+    )
+    reporting_currency: str | None = None
+    fx_missing: list[str] = Field(default_factory=list)
     priority: float
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import datetime as dt
 import json
 import math
@@ -15,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.diagnosis import metrics
 from services.diagnosis import repository as repo
 from services.diagnosis.context import CampaignWindow, context_for
+from services.diagnosis.engine.baselines import COMPARABLE_LOOKBACK_WEEKS, comparable_days
 from services.diagnosis.engine.board import build_board
 from services.diagnosis.engine.decomposition import Decomposition
 from services.diagnosis.engine.diagnose import Report as EngineReport
@@ -42,6 +44,7 @@ from shared import grains
 from shared.auth import Principal
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events.campaigns import CampaignCreatedV1, CampaignUpdatedV1
+from shared.events.common import Severity
 from shared.events.diagnosis import (
     DiagnosisCompletedV1,
     FindingClosedV1,
@@ -53,10 +56,13 @@ from shared.events.envelope import Event
 from shared.events.ingest import (
     BenchmarkIngestedV1,
     CompetitorMetricsIngestedV1,
+    FxRatesIngestedV1,
     MetricsDeletedV1,
     MetricsIngestedV1,
     StoreRegisteredV1,
     StoreUpdatedV1,
+    TenantCreatedV1,
+    TenantUpdatedV1,
 )
 from shared.outbox import stage
 
@@ -101,6 +107,47 @@ async def on_store_event(session: AsyncSession, event: StoreRegisteredV1 | Store
             "partition_dimensions": list(event.partition_dimensions),
             "as_of": event.occurred_at,
         },
+    )
+
+
+async def on_tenant_event(session: AsyncSession, event: TenantCreatedV1 | TenantUpdatedV1) -> None:
+    """The tenant's reporting currency: when it changes, every finding is converted again."""
+    before = await reporting_currency(session, event.tenant_id)
+    await repo.upsert_tenant(
+        session,
+        {
+            "tenant_id": event.tenant_id,
+            "name": event.name,
+            "reporting_currency": event.reporting_currency,
+            "as_of": event.occurred_at,
+        },
+    )
+    if await reporting_currency(session, event.tenant_id) != before:
+        await reprice_findings(session, event.tenant_id)
+
+
+async def on_fx_rates_ingested(session: AsyncSession, event: FxRatesIngestedV1) -> int:
+    """Keep the tenant's rates; convert again the findings a new or changed rate reaches (its
+    currency, on or after its date: a day takes the latest rate on or before it)."""
+    if not event.rows:
+        return 0
+    rows = {(r.base, r.quote, r.date): r.rate for r in event.rows}
+    await repo.upsert_fx_rates(
+        session,
+        [
+            {"tenant_id": event.tenant_id, "base": b, "quote": q, "date": d, "value": v}
+            for (b, q, d), v in rows.items()
+        ],
+    )
+    target = await reporting_currency(session, event.tenant_id)
+    since: dict[str, dt.date] = {}
+    for b, q, d in rows:
+        if q == target:
+            since[b] = min(d, since.get(b, d))
+    if not since:
+        return 0
+    return await reprice_findings(
+        session, event.tenant_id, currencies=sorted(since), since=min(since.values())
     )
 
 
@@ -219,14 +266,20 @@ async def load_store_day(
     session: AsyncSession,
     store: Any,
     day: dt.date,
-    baseline: str,
+    baseline: str | None,
     history_days: int,
 ) -> Loaded:
     """Everything the engine needs about one store-day: its rows and the history before it in
-    one query, the market benchmark, competitors, campaign windows, the calendar's context."""
+    one query, the market benchmark, competitors, campaign windows, the calendar's context.
+    baseline None is the default (comparable days, which may reach past a festival season)."""
     start = day - timedelta(days=history_days)
     if baseline == "same_phase_last_year":
         start = day - timedelta(days=371 + 7)
+    if baseline is None:
+        # the comparable days skip festival periods: read back as far as the earliest of them
+        cal = context_for(store.market, day - timedelta(days=7 * COMPARABLE_LOOKBACK_WEEKS), day)
+        picked = comparable_days(day, shaped=cal.shaped, exclude=cal.days, phases=cal.phases)
+        start = min([start, *picked.days])
     series = await repo.load_series(session, store.tenant_id, store.store_id, start, day)
     bench: dict[dt.date, dict[str, float]] = defaultdict(dict)
     kinds: dict[dt.date, dict[str, str]] = defaultdict(dict)
@@ -258,9 +311,230 @@ async def load_store_day(
         baseline=baseline,  # type: ignore[arg-type]
         phases=ctx.phases,
         context_days=frozenset(ctx.days),
+        shaped_days=frozenset(ctx.shaped),
+        platform=str(getattr(store, "platform", None) or "generic"),
         partition_dimensions=tuple(getattr(store, "partition_dimensions", None) or ()),
     )
     return Loaded(store, sd, ctx.items, len(series))
+
+
+# ---- impact and triage ---------------------------------------------------------------------
+
+SEVERITY_RANK: dict[str, int] = {v: i for i, v in enumerate(get_args(Severity))}
+# ingest's default when a tenant never said (its default tenant, a tenant not heard of yet)
+DEFAULT_REPORTING_CURRENCY = "USD"
+# The factor of gmv = visitors x cvr x aov a finding's metric moves; ctr moves visitors (clicks)
+# and is given the part of its channel's visitor change its click-through explains. A metric
+# not here (ratings, refund rate, inquiry conversion, data) has no direct GMV impact: null.
+IMPACT_FACTOR = {
+    "gmv": "gmv",
+    "visitors": "visitors",
+    "cvr": "cvr",
+    "aov": "aov",
+    "ctr": "visitors",
+}
+
+
+def _logmean(a: float, b: float) -> float:
+    return a if a == b else (a - b) / (math.log(a) - math.log(b))
+
+
+def _kpi(rep: EngineReport, metric: str) -> tuple[float, float] | None:
+    k = next((k for k in rep.kpis if k.metric == metric), None)
+    if k is None or k.value is None or k.baseline is None:
+        return None
+    return float(k.baseline), float(k.value)
+
+
+def _scope_of(f: Finding) -> str:
+    """The channel of a channel finding; "paid"/"free" for a traffic type's (its facts say so);
+    "all" for the store."""
+    if "channel" in f.dimensions:
+        return f.dimensions["channel"]
+    for key in f.evidence:
+        tail = key.rsplit(".", 1)[-1]
+        if tail in ("paid", "free"):
+            return tail
+    return "all"
+
+
+def _per_unit(contribution: float, f0: float, f1: float, g0: float, g1: float) -> float | None:
+    """GMV per unit of a factor along the change: contribution / (f1 - f0). For the LMDI split
+    that is exactly L(g1, g0) / L(f1, f0), which stays defined when the factor barely moved."""
+    if min(f0, f1, g0, g1) > 0:
+        return _logmean(g1, g0) / _logmean(f1, f0)
+    return contribution / (f1 - f0) if f1 != f0 else None
+
+
+def attributed_impact(f: Finding, rep: EngineReport) -> float | None:
+    """The part of the day's GMV change (in the store's currency) the finding's factor explains,
+    from the report's decomposition (exact and order-free): a store-wide finding gets its
+    factor's whole contribution; a channel's (or the paid or free traffic's) finding the part
+    its own move explains: visitors by the channel's visitor change, cvr by the channel's own
+    rate effect (mix versus rate), a traffic-mix finding the mix effect, click-through the
+    share of its channel's visitor change the click-through explains. Null when the factor
+    is not in the decomposition (ratings, refunds...) or the parts are not known."""
+    d = rep.decomposition
+    factor = IMPACT_FACTOR.get(f.metric)
+    if d is None or factor is None:
+        return None
+    scope = _scope_of(f)
+    if factor == "gmv":
+        return _num(d.change) if scope == "all" else rep.facts.get(f"delta.gmv.{scope}")
+    contribution = d.contributions.get(factor)
+    if contribution is None or not math.isfinite(contribution):
+        return None
+    if f.metric == "ctr" and scope == "all":
+        ctr = rep.funnel.contributions.get("ctr") if rep.funnel is not None else None
+        return None if ctr is None else round(ctr, 2)
+    if scope == "all" and not (factor == "cvr" and "mix.cvr" in f.evidence):
+        return round(contribution, 2)
+    visitors, buyers = _kpi(rep, "visitors"), _kpi(rep, "buyers")
+    if rep.mix is None or visitors is None:
+        return None
+    (v0, v1), (g0, g1) = visitors, (d.before, d.after)
+    if factor == "cvr":
+        if buyers is None or not (v0 and v1):
+            return None
+        pu = _per_unit(contribution, buyers[0] / v0, buyers[1] / v1, g0, g1)
+        if pu is None:
+            return None
+        if scope == "all":  # a traffic-mix finding: the mix part of the conversion's move
+            return round(rep.mix.mix * pu, 2)
+        return _segments_part(rep, scope, lambda s: s.rate * pu)
+    if factor == "visitors":
+        pu = _per_unit(contribution, v0, v1, g0, g1)
+        if pu is None:
+            return None
+        part = _segments_part(rep, scope, lambda s: (s.share_after * v1 - s.share_before * v0) * pu)
+        if part is None or f.metric != "ctr":
+            return part
+        # clicks = impressions x ctr: the share of the channel's visitor change (in logs) that
+        # its click-through's change explains
+        chg_ctr, chg_vis = rep.facts.get(f"chg.ctr.{scope}"), rep.facts.get(f"chg.visitors.{scope}")
+        if chg_ctr is None or chg_vis is None or chg_ctr <= -1 or chg_vis <= -1 or not chg_vis:
+            return None
+        share = min(1.0, max(0.0, math.log1p(chg_ctr) / math.log1p(chg_vis)))
+        return round(part * share, 2)
+    return None  # aov has no per-channel split
+
+
+def _segments_part(rep: EngineReport, scope: str, part: Any) -> float | None:
+    """The sum of part(segment) over the channels of a scope (a channel, "paid" or "free")."""
+    if rep.mix is None:
+        return None
+    paid = grains.registry().paid_channels
+    if scope in ("paid", "free"):
+        segs = [s for s in rep.mix.segments if (s.segment in paid) == (scope == "paid")]
+    else:
+        segs = [s for s in rep.mix.segments if s.segment == scope]
+    if not segs:
+        return None
+    value = sum(part(s) for s in segs)
+    return round(value, 2) if math.isfinite(value) else None
+
+
+def triage_fields(
+    *,
+    severity: str,
+    impact: float | None,
+    confidence: float | None,
+    currency: str,
+    reporting: str,
+    rate: float | None,
+    day: dt.date,
+) -> dict[str, Any]:
+    """A finding's triage columns: its impact in the reporting currency (never a sum across
+    currencies: a missing rate says so, and the item sorts after the converted ones of its
+    severity), its rank, and priority = |converted impact| x confidence."""
+    converted: float | None = None
+    missing: str | None = None
+    if impact is not None:
+        if currency == reporting:
+            converted = impact
+        elif rate is not None:
+            converted = round(impact * rate, 2)
+        else:
+            missing = f"{currency}->{reporting} on {day.isoformat()}"
+    size = abs(converted) if converted is not None else 0.0
+    return {
+        "impact_currency": currency,
+        "reporting_currency": reporting,
+        "impact_reporting": converted,
+        "fx_missing": missing,
+        "severity_rank": SEVERITY_RANK.get(severity, 0),
+        "triage_tier": 1 if missing else 0,
+        "triage_impact": size,
+        "priority": size * (confidence or 0.0),
+    }
+
+
+TRIAGE_COLUMNS = frozenset(
+    triage_fields(
+        severity="low",
+        impact=None,
+        confidence=None,
+        currency="",
+        reporting="",
+        rate=None,
+        day=dt.date.min,
+    )
+)
+
+
+async def reporting_currency(session: AsyncSession, tenant_id: str) -> str:
+    tenant = await repo.get_tenant(session, tenant_id)
+    return tenant.reporting_currency if tenant is not None else DEFAULT_REPORTING_CURRENCY
+
+
+async def conversion(
+    session: AsyncSession, tenant_id: str, currency: str, day: dt.date
+) -> tuple[str, float | None]:
+    """(the tenant's reporting currency, the rate of the store's currency to it on the day)."""
+    target = await reporting_currency(session, tenant_id)
+    if currency == target:
+        return target, 1.0
+    return target, await repo.fx_rate_on(session, tenant_id, currency, target, day)
+
+
+async def reprice_findings(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    currencies: Sequence[str] | None = None,
+    since: dt.date | None = None,
+) -> int:
+    """Convert the tenant's findings again (new rates, a new reporting currency); returns how
+    many changed. No event: the findings' contract carries the store-currency impact."""
+    target = await reporting_currency(session, tenant_id)
+    rows = await repo.findings_to_reprice(session, tenant_id, currencies, since)
+    bases = sorted({r.impact_currency for r in rows if r.impact_currency != target})
+    table: dict[str, tuple[list[dt.date], list[float]]] = {}
+    for base, day, value in await repo.fx_rates_of(session, tenant_id, bases, target):
+        days, values = table.setdefault(base, ([], []))
+        days.append(day)
+        values.append(value)
+    changed = 0
+    for r in rows:
+        rate: float | None = 1.0
+        if r.impact_currency != target:
+            days, values = table.get(r.impact_currency, ([], []))
+            i = bisect.bisect_right(days, r.date)
+            rate = values[i - 1] if i else None
+        fields = triage_fields(
+            severity=r.severity,
+            impact=r.expected_gmv_impact,
+            confidence=r.confidence,
+            currency=r.impact_currency,
+            reporting=target,
+            rate=rate,
+            day=r.date,
+        )
+        changes = {k: v for k, v in fields.items() if getattr(r, k) != v}
+        if changes:
+            await repo.update_finding(session, r.id, changes)
+            changed += 1
+    return changed
 
 
 # ---- the report document -------------------------------------------------------------------
@@ -322,6 +596,7 @@ def report_document(
     context_items: list[dict[str, Any]],
     finding_ids: Sequence[str],
     board: dict[str, Any] | None = None,
+    impacts: Sequence[float | None] | None = None,
 ) -> dict[str, Any]:
     mix = None
     if rep.mix is not None:
@@ -332,12 +607,17 @@ def report_document(
             "rate": _num(rep.mix.rate),
             "segments": [{k: _num(v) for k, v in asdict(s).items()} for s in rep.mix.segments],
         }
+    if impacts is None:
+        impacts = [attributed_impact(f, rep) for f in rep.findings]
     return {
         "id": report_id,
         "store_id": store.store_id,
         "date": rep.day.isoformat(),
         "version": version,
         "baseline": rep.baseline,
+        "baseline_days": [d.isoformat() for d in rep.baseline_days],
+        "baseline_method": rep.baseline_method,
+        "baseline_note": rep.baseline_note,
         "trigger": trigger,
         "created_at": created_at.isoformat(),
         "currency": store.currency,
@@ -394,10 +674,10 @@ def report_document(
                 "title": f.title,
                 "action": f.action,
                 "evidence": {k: _num(v) for k, v in f.evidence.items()},
-                "expected_gmv_impact": _num(f.expected_gmv_impact),
+                "expected_gmv_impact": _num(impact),
                 "confidence": confidence(f),
             }
-            for fid, f in zip(finding_ids, rep.findings, strict=True)
+            for fid, f, impact in zip(finding_ids, rep.findings, impacts, strict=True)
         ],
         "context": {"in_context": rep.context, "items": context_items, "board": board},
         "explained_by_market": rep.explained_by_market,
@@ -454,6 +734,7 @@ async def persist_diagnosis(
     report_id = str(uuid.uuid4())
     keys = [finding_key(f.code, f.metric, f.dimensions) for f in rep.findings]
     fids = [finding_id(tenant, sid, day, k) for k in keys]
+    impacts = [attributed_impact(f, rep) for f in rep.findings]
     body = report_document(
         rep,
         report_id=report_id,
@@ -464,6 +745,7 @@ async def persist_diagnosis(
         context_items=loaded.context_items,
         board=loaded.board,
         finding_ids=fids,
+        impacts=impacts,
     )
     await repo.insert_report(
         session,
@@ -482,7 +764,7 @@ async def persist_diagnosis(
         },
     )
     events: list[Event] = await apply_findings(
-        session, store, day, rep, fids, report_id, version, now
+        session, store, day, rep, fids, report_id, version, now, impacts=impacts
     )
     summaries = body["summaries"]
     loc = locale if locale in summaries else "en"
@@ -584,6 +866,8 @@ async def apply_findings(
     report_id: str,
     version: int,
     now: datetime,
+    *,
+    impacts: Sequence[float | None] | None = None,
 ) -> list[Event]:
     """The findings' lifecycle for a new report of a day.
 
@@ -597,6 +881,9 @@ async def apply_findings(
     """
     tenant, sid = store.tenant_id, store.store_id
     events: list[Event] = []
+    if impacts is None:
+        impacts = [attributed_impact(f, rep) for f in rep.findings]
+    reporting, rate = await conversion(session, tenant, store.currency, day)
     existing = await repo.findings_of_days(
         session, tenant, sid, day - timedelta(days=EARLIER_WINDOW_DAYS), day + timedelta(days=400)
     )
@@ -610,11 +897,11 @@ async def apply_findings(
         for r in sorted(earlier, key=lambda r: r.date):
             inherit[(r.code, r.metric, r.dims)] = r
     raised: set[tuple[str, str, str]] = set()
-    for f, fid in zip(rep.findings, fids, strict=True):
+    for f, fid, attributed in zip(rep.findings, fids, impacts, strict=True):
         key = finding_key(f.code, f.metric, f.dimensions)
         raised.add(key)
         conf = confidence(f)
-        impact = _num(f.expected_gmv_impact)
+        impact = _num(attributed)
         content = {
             "owner": f.owner,
             "severity": f.severity,
@@ -623,7 +910,15 @@ async def apply_findings(
             "evidence": {k: _num(v) for k, v in f.evidence.items()},
             "expected_gmv_impact": impact,
             "confidence": conf,
-            "priority": abs(impact or 0.0) * conf,
+            **triage_fields(
+                severity=f.severity,
+                impact=impact,
+                confidence=conf,
+                currency=store.currency,
+                reporting=reporting,
+                rate=rate,
+                day=day,
+            ),
         }
         row = today.get(key)
         if row is None:
@@ -660,15 +955,15 @@ async def apply_findings(
         reopen = row.status == "resolved" and row.resolution == "superseded"
         if reopen:
             changes.update(status="open", resolution=None, closed_at=None)
-        meaningful = bool(changes.keys() - {"priority", "confidence", "expected_gmv_impact"})
+        meaningful = bool(changes.keys() - TRIAGE_COLUMNS - {"confidence", "expected_gmv_impact"})
         changes.update(
             evidence=content["evidence"],
             report_id=report_id,
             report_version=version,
             updated_at=now,
-            priority=content["priority"],
             confidence=conf,
             expected_gmv_impact=impact,
+            **{k: content[k] for k in TRIAGE_COLUMNS},
         )
         await repo.update_finding(session, row.id, changes)
         merged = _Row({**row._mapping, **changes})
@@ -795,7 +1090,7 @@ async def store_board(
     principal: Principal,
     store_id: str,
     day: dt.date | None,
-    baseline: str,
+    baseline: str | None,
     history_days: int,
 ) -> dict[str, Any]:
     """GET /v1/stores/{id}/board: the day's KPIs by channel and free / paid against the
@@ -908,6 +1203,10 @@ def finding_out(row: Any, history: Sequence[Any] | None = None) -> FindingOut:
         action=row.action,
         evidence=row.evidence,
         expected_gmv_impact=row.expected_gmv_impact,
+        impact_currency=row.impact_currency,
+        impact_reporting=row.impact_reporting,
+        reporting_currency=row.reporting_currency,
+        fx_missing=row.fx_missing,
         confidence=row.confidence,
         priority=row.priority,
         status=row.status,
@@ -936,6 +1235,116 @@ def finding_out(row: Any, history: Sequence[Any] | None = None) -> FindingOut:
 
 
 GROUP_SCAN_LIMIT = 20_000
+# group=cause: findings of one cause in one market group when their days are at most this far
+# apart and their primary facts (relative changes) within this factor of each other.
+GROUP_MAX_DAYS = 1
+GROUP_MAX_RATIO = 2.0
+
+
+def triage_key(row: Any) -> tuple[Any, ...]:
+    """The triage order as a sort key (ascending): severity, rate known, impact, confidence."""
+    return (
+        -row.severity_rank,
+        row.triage_tier,
+        -row.triage_impact,
+        -(row.confidence or 0.0),
+        row.id,
+    )
+
+
+def magnitude(row: Any) -> float | None:
+    """A finding's size as its rule's primary fact (a relative change, e.g. -0.4 = down 40%)."""
+    evidence = row.evidence or {}
+    rule = RULES_BY_CODE.get(row.code)
+    if rule is not None:
+        prefix = rule.when[0].fact.split("{scope}")[0]
+        for k, v in evidence.items():
+            if k.startswith(prefix) and isinstance(v, int | float):
+                return float(v)
+    first = next(iter(evidence.values()), None)
+    return float(first) if isinstance(first, int | float) else None
+
+
+def comparable(a: float | None, b: float | None, ratio: float = GROUP_MAX_RATIO) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if a == 0 or b == 0 or (a > 0) != (b > 0):
+        return a == b
+    return max(abs(a), abs(b)) / min(abs(a), abs(b)) <= ratio
+
+
+def group_by_cause(rows: Sequence[Any], markets: Mapping[str, str]) -> list[FindingGroup]:
+    """Fold the same cause (code, metric, dimensions) into one item only where it plausibly is
+    one: stores of the same market, on the same or adjacent days, moved by a comparable amount.
+    A store whose market is not known yet stays on its own. Ranked as findings are."""
+    buckets: dict[tuple[Any, ...], list[list[Any]]] = defaultdict(list)
+    for r in sorted(rows, key=lambda r: (r.date, -abs(magnitude(r) or 0.0), r.id)):
+        market = markets.get(r.store_id)
+        key = (r.code, r.metric, r.dims, market, None if market else r.store_id)
+        size = magnitude(r)
+        for cluster in buckets[key]:
+            anchor = cluster[0]
+            if (r.date - anchor.date).days <= GROUP_MAX_DAYS and comparable(
+                size, magnitude(anchor)
+            ):
+                cluster.append(r)
+                break
+        else:
+            buckets[key].append([r])
+    out = []
+    for (code, metric, dims, market, _), clusters in buckets.items():
+        for members in clusters:
+            members.sort(key=triage_key)
+            top = members[0]
+            store_ids = sorted({r.store_id for r in members})
+            n = len(store_ids)
+            currencies = {r.impact_currency for r in members}
+            local = [r.expected_gmv_impact for r in members if r.expected_gmv_impact is not None]
+            converted = [r.impact_reporting for r in members if r.impact_reporting is not None]
+            out.append(
+                FindingGroup(
+                    code=code,
+                    metric=metric,
+                    dimensions=json.loads(dims),
+                    market=market,
+                    start=min(r.date for r in members),
+                    end=max(r.date for r in members),
+                    owner=top.owner,
+                    severity=top.severity,
+                    title=top.title
+                    if n == 1
+                    else f"market-wide in {market}: {n} stores - {top.title}",
+                    stores=n,
+                    store_ids=store_ids,
+                    findings=len(members),
+                    finding_ids=[r.id for r in members],
+                    expected_gmv_impact=round(sum(local), 2)
+                    if local and len(currencies) == 1
+                    else None,
+                    impact_currency=next(iter(currencies)) if len(currencies) == 1 else None,
+                    impact_reporting=round(sum(converted), 2) if converted else None,
+                    reporting_currency=next(
+                        (r.reporting_currency for r in members if r.reporting_currency), None
+                    ),
+                    fx_missing=sorted({r.fx_missing for r in members if r.fx_missing}),
+                    priority=round(sum(r.priority for r in members), 4),
+                )
+            )
+
+    def rank(g: FindingGroup) -> tuple[Any, ...]:
+        tier = 1 if g.impact_reporting is None and g.fx_missing else 0
+        return (
+            -SEVERITY_RANK.get(g.severity, 0),
+            tier,
+            -abs(g.impact_reporting or 0.0),
+            -g.priority,
+            g.code,
+            g.market or "",
+            g.start,
+            g.finding_ids[0],
+        )
+
+    return sorted(out, key=rank)
 
 
 async def list_findings(
@@ -952,6 +1361,9 @@ async def list_findings(
     limit: int,
     cursor: str | None,
 ) -> FindingPage:
+    """Triage: severity first (critical > high > medium > low), then the impact in the
+    tenant's reporting currency (an item whose rate is missing after the converted ones of its
+    severity), then confidence."""
     if start and end and end < start:
         raise _invalid(["query", "end"], "end is before start")
     statuses = list(status) if status else ["open", "acknowledged"]
@@ -973,57 +1385,25 @@ async def list_findings(
         rows = await repo.search_findings(
             session, principal.tenant_id, after=None, limit=GROUP_SCAN_LIMIT, **common
         )
-        groups: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
-        for r in rows:
-            groups[(r.code, r.metric, r.dims)].append(r)
-        ranked = sorted(
-            groups.items(),
-            key=lambda kv: (-sum(r.priority for r in kv[1]), kv[0]),
-        )
-        offset = int((c or {}).get("offset", 0)) if c else 0
+        markets = await repo.store_markets(session, principal.tenant_id, {r.store_id for r in rows})
+        ranked = group_by_cause(rows, markets)
+        try:
+            offset = int((c or {}).get("offset", 0))
+        except (ValueError, TypeError) as exc:
+            raise _invalid(["query", "cursor"], "not a cursor this service issued") from exc
         page = ranked[offset : offset + limit]
-        out = []
-        for (code, metric, dims), members in page:
-            store_ids = sorted({r.store_id for r in members})
-            impact = [r.expected_gmv_impact for r in members if r.expected_gmv_impact is not None]
-            top = max(members, key=lambda r: (r.priority, r.id))
-            n = len(store_ids)
-            out.append(
-                FindingGroup(
-                    code=code,
-                    metric=metric,
-                    dimensions=json.loads(dims),
-                    owner=top.owner,
-                    severity=max(
-                        (r.severity for r in members),
-                        key=("low", "medium", "high", "critical").index,
-                    ),
-                    title=top.title if n == 1 else f"platform-wide: {n} stores - {top.title}",
-                    stores=n,
-                    store_ids=store_ids,
-                    findings=len(members),
-                    finding_ids=[r.id for r in sorted(members, key=lambda r: -r.priority)],
-                    expected_gmv_impact=round(sum(impact), 2) if impact else None,
-                    priority=round(sum(r.priority for r in members), 4),
-                )
-            )
         nxt = encode_cursor({"offset": offset + limit}) if offset + limit < len(ranked) else None
-        return FindingPage(items=[], groups=out, next_cursor=nxt)
+        return FindingPage(items=[], groups=page, next_cursor=nxt)
     after = None
     if c is not None:
-        try:
-            after = (float(c["p"]), str(c["id"]))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise _invalid(["query", "cursor"], "not a cursor this service issued") from exc
+        after = c.get("k")
+        if not isinstance(after, list) or len(after) != len(repo.TRIAGE_ORDER):
+            raise _invalid(["query", "cursor"], "not a cursor this service issued")
     rows = await repo.search_findings(
         session, principal.tenant_id, after=after, limit=limit + 1, **common
     )
     items = [finding_out(r) for r in rows[:limit]]
-    nxt = (
-        encode_cursor({"p": rows[limit - 1].priority, "id": rows[limit - 1].id})
-        if len(rows) > limit
-        else None
-    )
+    nxt = encode_cursor({"k": repo.triage_position(rows[limit - 1])}) if len(rows) > limit else None
     return FindingPage(items=items, groups=None, next_cursor=nxt)
 
 

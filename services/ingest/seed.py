@@ -21,12 +21,17 @@ from services.ingest.schemas import (
     BenchmarksIn,
     CompetitorMetricsIn,
     CompetitorRowIn,
+    FxRateIn,
     MetricRowIn,
     StoreCreate,
     TenantCreate,
     UserCreate,
 )
 from shared.auth import BOOTSTRAP_KEY_ID, DEFAULT_TENANT, Principal
+
+# The demo tenant's own rates into its reporting currency (USD), from the demo's first day on:
+# triage converts the Taobao and German stores' impacts with them.
+DEMO_FX_TO_USD = {"CNY": 0.14, "EUR": 1.08}
 
 
 @dataclass
@@ -88,6 +93,17 @@ async def seed_demo(state: Any, *, end: date | None = None) -> SeedResult:
     admin = Principal(
         tenant_id=tenant_id, user_id=user_id, key_id=key.id, role="admin", store_ids=None
     )
+    first = min(date.fromisoformat(str(r["date"])) for rows in demo.rows.values() for r in rows)
+    target = demo.tenant["reporting_currency"]
+    fx = [
+        FxRateIn(date=first, base=cur, quote=target, rate=DEMO_FX_TO_USD[cur])
+        for cur in sorted({st["currency"] for st in demo.stores} - {target})
+        if target == "USD" and cur in DEMO_FX_TO_USD
+    ]
+    if fx:
+        async with state.db.session() as s:
+            await service.ingest_fx_rates(s, admin, fx)
+            await s.commit()
     total = 0
     for st in demo.stores:
         async with state.db.session() as s:

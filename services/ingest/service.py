@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ingest import fileformats
 from services.ingest import repository as repo
-from services.ingest.models import BenchmarkRow, CompetitorRow, MetricRow
+from services.ingest.models import BenchmarkRow, CompetitorRow, FxRate, MetricRow
 from services.ingest.schemas import (
     BASE_METRICS as BASE_READABLE,
 )
@@ -72,6 +72,8 @@ from shared.events.ingest import (
     BenchmarkIngestedV1,
     BenchmarkRowV1,
     CompetitorMetricsIngestedV1,
+    FxRatesIngestedV1,
+    FxRateV1,
     MetricsDeletedV1,
     MetricsIngestedV1,
     StoreRegisteredV1,
@@ -1143,6 +1145,8 @@ async def read_competitor_metrics(
 async def ingest_fx_rates(
     session: AsyncSession, principal: Principal, rows: Sequence[Any]
 ) -> IngestResult:
+    """Upsert the tenant's rates and stage ingest.fx_rates_ingested (the new or changed rates,
+    chunked) in the same transaction: services that convert money keep their own copy."""
     keep = _dedupe(rows, [(r.date, r.base, r.quote) for r in rows])
     now = _now()
     records = [
@@ -1156,12 +1160,27 @@ async def ingest_fx_rates(
         }
         for i in keep
     ]
-    res = await repo.upsert_fx(session, records)
-    return IngestResult(
-        batch_id=str(uuid.uuid4()),
-        accepted=len(res.inserted),
-        duplicates=res.duplicates + len(rows) - len(keep),
-        updated=len(res.updated),
+
+    def make_event(*, result: IngestResult, **chunk: Any) -> FxRatesIngestedV1:
+        return FxRatesIngestedV1(
+            tenant_id=principal.tenant_id,
+            accepted=result.accepted,
+            updated=result.updated,
+            **chunk,
+        )
+
+    return await _write_batch(
+        session,
+        _Batch(
+            table=FxRate.__table__,  # type: ignore[attr-defined]
+            key_columns=("tenant_id", "date", "base", "quote"),
+            records=records,
+            sent=len(rows),
+            to_event_row=lambda r: FxRateV1(
+                date=r["date"], base=r["base"], quote=r["quote"], rate=r["value"]
+            ),
+            make_event=make_event,
+        ),
     )
 
 

@@ -66,6 +66,15 @@ class BenchmarkRowV1(EventPart):
     value: FiniteFloat
 
 
+class FxRateV1(EventPart):
+    """One exchange rate of a tenant: 1 unit of `base` = `rate` units of `quote` on `date`."""
+
+    date: dt.date
+    base: CurrencyCode
+    quote: CurrencyCode
+    rate: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
 class _Chunked(Event):
     """A batch split into messages well under the broker's limit (see shared.events.chunking).
 
@@ -450,5 +459,39 @@ class MetricsDeletedV1(_Chunked):
             rows=[
                 MetricKeyV1(date=day, metric="visitors", dimensions={"copy_id": "c-1"}),
                 MetricKeyV1(date=day, metric="visitors", dimensions={"landing_page": "/promo"}),
+            ],
+        )
+
+
+class FxRatesIngestedV1(_Chunked):
+    """Exchange rates of the tenant were accepted (POST /v1/fx-rates). `rows` holds this chunk's
+    rates that were new or changed; a consumer converting money keeps its own copy and applies,
+    as ingest does, the latest rate on or before a day."""
+
+    TYPE: ClassVar[str] = "ingest.fx_rates_ingested"
+    VERSION: ClassVar[int] = 1
+    type: Literal["ingest.fx_rates_ingested"] = "ingest.fx_rates_ingested"
+    version: Literal[1] = 1
+
+    store_id: None = None
+    accepted: Count = Field(description="rates of the batch that were new")
+    updated: Count = Field(description="rates of the batch that changed a stored value")
+    rows: list[FxRateV1]
+
+    @classmethod
+    def example(cls) -> Self:
+        day = ex.EXAMPLE_METRICS_DATE
+        return cls(
+            event_id=ex.example_event_id(42),
+            occurred_at=ex.example_time(4, 4, 30),
+            tenant_id=ex.EXAMPLE_TENANT,
+            batch_id=ex.EXAMPLE_FX_BATCH_ID,
+            chunk=0,
+            chunks=1,
+            accepted=2,
+            updated=0,
+            rows=[
+                FxRateV1(date=day, base="CNY", quote=ex.EXAMPLE_CURRENCY, rate=0.1404),
+                FxRateV1(date=day, base="EUR", quote=ex.EXAMPLE_CURRENCY, rate=1.0832),
             ],
         )

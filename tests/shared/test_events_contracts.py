@@ -39,6 +39,7 @@ EXPECTED = {
     "ingest.benchmark_ingested": "BenchmarkIngestedV1",
     "ingest.competitor_metrics_ingested": "CompetitorMetricsIngestedV1",
     "ingest.metrics_deleted": "MetricsDeletedV1",
+    "ingest.fx_rates_ingested": "FxRatesIngestedV1",
     "diagnosis.diagnosis_completed": "DiagnosisCompletedV1",
     "diagnosis.finding_opened": "FindingOpenedV1",
     "diagnosis.finding_updated": "FindingUpdatedV1",
@@ -55,6 +56,7 @@ TENANT_SCOPED = {
     "ingest.api_key_created",
     "ingest.api_key_revoked",
     "ingest.benchmark_ingested",
+    "ingest.fx_rates_ingested",
 }
 PRODUCERS = {"ingest", "diagnosis", "campaigns", "content"}
 TYPE_RULE = re.compile(r"^(?P<producer>[a-z]+)\.(?P<entity_verb>[a-z][a-z0-9]*(?:_[a-z0-9]+)+)$")

@@ -160,7 +160,7 @@ def test_diagnosis_totals_are_the_shared_rules_on_any_mix_of_grains(
 def test_the_report_shows_the_shared_total() -> None:
     rows = grain_mix(11, DAY, days=15)
     expect = grains.aggregate(rows)
-    report = diagnose_store_day(StoreDay(day=DAY, rows=rows))
+    report = diagnose_store_day(StoreDay(day=DAY, rows=rows, baseline="same_weekday_last_week"))
     kpis = {k.metric: k for k in report.kpis}
     for m in ("visitors", "buyers", "gmv"):
         assert kpis[m].value == pytest.approx(expect[(DAY, m)])

@@ -65,6 +65,20 @@ class AnomalyConfig:
     # a noise kind and volumes, the warm-up scale is corrected for the season it fits, and the
     # scale is a plain mean of its first residuals; False is the detector before issue 14.
     calibrated: bool = True
+    # Accumulation (a two-sided CUSUM of z clipped at k, reference cusum_ref): a change that
+    # builds over a few days (a ramped shift, a bend in the trend). While a run builds (the
+    # sum before the point over hold_at), residuals beyond hold_clip x clip scales do not move
+    # the state, so the change is not half learnt before it is judged; a lone spike is clipped
+    # as before. hold_at < 0: never (the detector before issue 14.5). cusum_h > 0 also flags a
+    # point once the sum passes cusum_h (off: it cost more precision than it found, see
+    # docs/diagnosis.md).
+    cusum_ref: float = 1.5
+    hold_at: float = 1.0
+    hold_clip: float = 0.75
+    cusum_h: float = 0.0
+    # a new level of a positive series scales its season too (a store that lost 40% of its
+    # visitors lost them on Saturdays as well): the shift is relative, not in units
+    relative_shift: bool = True
     min_effect: float = 0.0  # residuals under this share of the forecast are never labelled
     value_cv: float = 1.0  # coefficient of variation of one item's amount (an order's value)
 
@@ -137,10 +151,16 @@ def score_series(
     ready = False
     seen = 0.0  # how many residuals the scale is worth: it starts as a plain mean
     run: list[float] = []
+    run_p: list[float] = []  # the forecasts the run's residuals were measured against
     phase_runs = [0] * m
     phase_last = [0.0] * m
     k, clip = cfg.k, cfg.clip
     drift = 0.0
+    # the accumulation: up (cp) and down (cn) sums, and the residuals since each left zero
+    cp = cn = 0.0
+    crun: list[float] = []
+    crun_p: list[float] = []
+    ch = cfg.cusum_h
     lam = cfg.drift_lambda
     drift_sd = math.sqrt(lam / (2 - lam))
     for t, raw in enumerate(values):
@@ -189,16 +209,41 @@ def score_series(
             level += trend + drift
             trend += lam * drift
             drift = 0.0
-            run = []
+            run, run_p = [], []
+            continue
+        zc = max(-k, min(k, z))
+        building = (cp if r > 0 else cn) > cfg.hold_at >= 0
+        cp, cn = max(0.0, cp + zc - cfg.cusum_ref), max(0.0, cn - zc - cfg.cusum_ref)
+        if cp == 0 and cn == 0:
+            crun, crun_p = [], []
+        else:
+            crun.append(r)
+            crun_p.append(pred)
+        cz = max(cp, cn)
+        if ch > 0 and cz > ch and abs(z) <= k and abs(r) >= min_effect * abs(pred):
+            # a change building over days: flag it, then take the recent residuals as the new
+            # level (a ramp's last days, not its first)
+            out.append(_point(math.copysign(k * cz / ch, cp - cn), k, pred, ctx))
+            tail = [
+                (v, q) for v, q in zip(crun[-3:], crun_p[-3:], strict=True) if (v > 0) == (cp > cn)
+            ]
+            level, trend, season, _ = _relevel(
+                level, trend, season, tail or [(r, pred)], cfg.relative_shift
+            )
+            cp = cn = 0.0
+            crun, crun_p = [], []
+            drift = 0.0
+            run, run_p = [], []
             continue
         out.append(_point(z, k, pred, ctx))
         outlier = abs(z) > k
         if outlier and run and (run[-1] > 0) != (r > 0):
-            run = []
+            run, run_p = [], []
         if outlier:
             run.append(r)
+            run_p.append(pred)
         else:
-            run = []
+            run, run_p = [], []
         # season: the same phase out of line in the same direction, season after season
         if m > 1 and outlier and phase_runs[ph] and (phase_last[ph] > 0) == (r > 0):
             phase_runs[ph] += 1
@@ -206,11 +251,14 @@ def score_series(
             phase_runs[ph] = 1 if outlier and m > 1 else 0
         phase_last[ph] = r
         if len(run) >= cfg.shift_run:
-            shift = _median(run)
-            level += trend + shift
+            level, trend, season, shift = _relevel(
+                level, trend, season, list(zip(run, run_p, strict=True)), cfg.relative_shift
+            )
             scale = max(scale, abs(shift) / (2 * k))
-            run = []
+            run, run_p = [], []
             drift = 0.0
+            cp = cn = 0.0
+            crun, crun_p = [], []
             continue
         if m > 1 and phase_runs[ph] >= cfg.season_run:
             season[ph] += r
@@ -218,11 +266,15 @@ def score_series(
             level += trend
             continue
         rc = max(-clip * sc, min(clip * sc, r))
-        new_level = level + trend + cfg.alpha * rc
-        trend += cfg.beta * (new_level - level - trend)
-        level = new_level
-        if m > 1:
-            season[ph] += cfg.gamma * (1 - cfg.alpha) * rc
+        if building and abs(r) > cfg.hold_clip * clip * sc:
+            # a run is building: a residual beyond the clip is not learnt until it is judged
+            level += trend
+        else:
+            new_level = level + trend + cfg.alpha * rc
+            trend += cfg.beta * (new_level - level - trend)
+            level = new_level
+            if m > 1:
+                season[ph] += cfg.gamma * (1 - cfg.alpha) * rc
         # an exponentially weighted mean, but a plain mean while it has seen fewer than 1 / eta
         # residuals: a scale from a handful of warm-up points is not worth 20 of them
         e = max(cfg.eta, 1 / (seen + 1)) if cfg.calibrated else cfg.eta
@@ -251,6 +303,26 @@ def sampling_sd(kind: NoiseKind, expected: float, volume: float | None, cv: floa
         p = min(max(expected, 0.5 / n), 1.0)
         return math.sqrt(p * (1 + cv * cv) / n)
     return abs(expected) * math.sqrt((1 + cv * cv) / n)  # total
+
+
+def _relevel(
+    level: float,
+    trend: float,
+    season: list[float],
+    residuals: list[tuple[float, float]],
+    relative: bool,
+) -> tuple[float, float, list[float], float]:
+    """The state one step on at the new level the residuals (each with the forecast it was
+    measured against) say the series has moved to, and the shift at the level. Relative when
+    the series is positive (the season and trend scale with the level), in units otherwise."""
+    shift = _median([v for v, _ in residuals])
+    level += trend
+    positive = level > 0 and all(q > 0 for _, q in residuals)
+    if relative and positive and all(level + s > 0 for s in season):
+        f = 1 + _median([v / q for v, q in residuals])
+        if f > 0:
+            return level * f, trend * f, [s * f for s in season], level * (f - 1)
+    return level + shift, trend, season, shift
 
 
 def _point(z: float, k: float, expected: float, ctx: bool) -> AnomalyPoint:

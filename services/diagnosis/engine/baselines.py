@@ -138,3 +138,95 @@ def same_phase_last_year(day: date, phases: Sequence[PhaseWindow]) -> date:
                 ):
                     return min(prev.start + timedelta(days=k), prev.end)
     return day - timedelta(days=364)
+
+
+# --- the default baseline: comparable days ---------------------------------------------------
+
+# The default baseline is the median of this many recent same weekdays ...
+COMPARABLE_WEEKS = 4
+# ... looked for this many weeks back (a Double 11 season, warm-up to aftermath, is ~7 weeks).
+COMPARABLE_LOOKBACK_WEEKS = 16
+
+
+@dataclass(frozen=True)
+class BaselineChoice:
+    """The days a store-day is compared with, and why (the report's baseline_days and note).
+
+    `method` is a code: "comparable_weekdays" (the median of recent same weekdays outside
+    festival periods), "same_phase_last_year" (the day is in a festival phase: day k of the same
+    phase a year before), "explicit" (a kind the caller asked for), "none" (no comparable day)."""
+
+    days: tuple[date, ...]
+    method: str
+    skipped: tuple[date, ...] = ()  # same weekdays passed over: a festival period or context
+    festival: str | None = None  # the festival phase the day is in, when it is in one
+    note: str = ""
+
+
+def _phase_of(day: date, phases: Sequence[PhaseWindow]) -> PhaseWindow | None:
+    return next((w for w in phases if day in w), None)
+
+
+def comparable_days(
+    day: date,
+    *,
+    shaped: Collection[date] = (),
+    exclude: Collection[date] = (),
+    phases: Sequence[PhaseWindow] = (),
+    available: Collection[date] | None = None,
+    weeks: int = COMPARABLE_WEEKS,
+    lookback: int = COMPARABLE_LOOKBACK_WEEKS,
+) -> BaselineChoice:
+    """The default baseline's days of `day` (pure; the caller passes what the calendar says).
+
+    `shaped` are the days a festival shapes (its warm-up, pre-sale and main days and their
+    aftermath), `exclude` the context days (campaign windows, public holidays), `available`
+    the days the store has data for (None: any). A day inside a festival period is compared with
+    the same phase a year before when that is available; any other day with the median of the
+    last `weeks` same weekdays that are neither shaped nor context days, so the week after Black
+    Friday is not compared with the festival week and the lull after Double 11 not with its
+    pre-sale. The median of four also keeps one odd week from moving the baseline."""
+    has = (lambda d: True) if available is None else (lambda d: d in available)
+    shaped_set, excl = set(shaped), set(exclude)
+    if day in shaped_set:
+        w = _phase_of(day, [p for p in phases if p.phase != "returns_window"]) or _phase_of(
+            day, phases
+        )
+        if w is not None:
+            last = same_phase_last_year(day, phases)
+            if last != day - timedelta(days=364) and has(last):
+                return BaselineChoice(
+                    (last,),
+                    "same_phase_last_year",
+                    festival=f"{w.festival}/{w.phase}",
+                    note=f"{day} is in {w.festival} {w.phase}: compared with day "
+                    f"{(day - w.start).days + 1} of the same phase a year before ({last})",
+                )
+    picked: list[date] = []
+    skipped: list[date] = []
+    for k in range(1, lookback + 1):
+        d = day - timedelta(days=7 * k)
+        if d in shaped_set or d in excl:
+            skipped.append(d)
+            continue
+        if not has(d):
+            continue
+        picked.append(d)
+        if len(picked) == weeks:
+            break
+    wd = day.strftime("%A")
+    if not picked:
+        return BaselineChoice(
+            (), "none", tuple(skipped), note=f"no comparable {wd} in the last {lookback} weeks"
+        )
+    why = ""
+    if skipped:
+        n = len([s for s in skipped if s > picked[-1]])
+        why = f"; {n} {wd}(s) in a festival period or campaign/holiday skipped" if n else ""
+    return BaselineChoice(
+        tuple(picked),
+        "comparable_weekdays",
+        tuple(s for s in skipped if s > picked[-1]),
+        note=f"median of the {len(picked)} previous {wd}s outside festival periods"
+        f" ({', '.join(d.isoformat() for d in picked)}){why}",
+    )

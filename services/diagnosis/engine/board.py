@@ -13,20 +13,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.diagnosis.engine.baselines import baseline_dates
-from services.diagnosis.engine.columns import Frame
+from services.diagnosis.engine.baselines import baseline_from
 from services.diagnosis.engine.diagnose import (
     RATIOS,
     StoreDay,
-    _aggregate,
     _base,
-    _Grains,
-    _market_base,
+    _metric_series,
     _with_ratios,
 )
 from services.diagnosis.engine.errors import InputError
 from services.diagnosis.engine.market import change, relative_change
-from shared import grains
 
 SCOPE_KPIS = (
     "gmv",
@@ -67,9 +63,11 @@ def build_board(sd: StoreDay) -> dict[str, Any]:
     if not len(sd.series):
         raise InputError("no metric rows")
     day = sd.day
-    frame = Frame.of(sd.series)
-    reg = grains.registry().for_store(sd.partition_dimensions)
-    by_scope, scores = _aggregate(frame, _Grains.of(frame, reg))
+    totals = sd.totals  # made once for the report and the board
+    reg, by_scope, scores = totals.grains.reg, totals.by_scope, totals.scores
+    # the same days as the report's baseline (festival-aware by default), for every figure
+    choice = sd.choose_baseline({d for d, v in by_scope.get("all", {}).items() if v})
+    wanted = list(choice.days)
     bench = {d: dict(v) for d, v in sd.benchmark.items()}
     today_market = bench.get(day, {})
     market: dict[str, dict[str, float | None]] = {}
@@ -77,7 +75,9 @@ def build_board(sd: StoreDay) -> dict[str, Any]:
         mv = today_market.get(m)
         if mv is None:
             continue
-        market[m] = _figure(mv, _market_base(bench, day, sd, m))
+        # the market's posted figures (its ratios too, as the report reads them)
+        mb = baseline_from("trailing_7d", wanted, _metric_series(bench, m)).value
+        market[m] = _figure(mv, mb)
     market_change = {m: f["change"] for m, f in market.items()}
 
     def scope_figures(scope: str) -> dict[str, dict[str, float | None]]:
@@ -87,7 +87,7 @@ def build_board(sd: StoreDay) -> dict[str, Any]:
         for m in SCOPE_KPIS:
             if m not in cur:
                 continue
-            out[m] = _figure(cur[m], _base(series, day, sd, m), market_change.get(m))
+            out[m] = _figure(cur[m], _base(series, wanted, m), market_change.get(m))
         return out
 
     channels = sorted(s for s in by_scope if s not in ("all", "free", "paid"))
@@ -105,7 +105,7 @@ def build_board(sd: StoreDay) -> dict[str, Any]:
         ser = {d: _with_ratios(v) for d, v in sd.competitors[cid].items()}
         cur = ser.get(day, {})
         kpis = {
-            m: _figure(cur[m], _base(ser, day, sd, m), market_change.get(m))
+            m: _figure(cur[m], _base(ser, wanted, m), market_change.get(m))
             for m in COMPETITOR_KPIS
             if m in cur
         }
@@ -118,11 +118,10 @@ def build_board(sd: StoreDay) -> dict[str, Any]:
     return {
         "date": day.isoformat(),
         "currency": sd.currency,
-        "baseline": sd.baseline,
-        "baseline_days": [
-            d.isoformat()
-            for d in baseline_dates(day, sd.baseline, phases=sd.phases, exclude=sd.context)
-        ],
+        "baseline": sd.baseline or "comparable_weekdays",
+        "baseline_days": [d.isoformat() for d in wanted],
+        "baseline_method": choice.method,
+        "baseline_note": choice.note,
         "scopes": scopes,
         "market": {"covered": sorted(market), "kpis": market},
         "competitors": competitors,

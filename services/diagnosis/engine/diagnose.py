@@ -21,10 +21,11 @@ import numpy.typing as npt
 from services.diagnosis.engine.anomaly import AnomalyConfig, NoiseKind, score_series
 from services.diagnosis.engine.baselines import (
     MIN_PRESENT,
+    BaselineChoice,
     PhaseWindow,
     baseline_dates,
     baseline_from,
-    compute_baseline,
+    comparable_days,
 )
 from services.diagnosis.engine.columns import Frame, SeriesColumns, codes_of, distinct
 from services.diagnosis.engine.completeness import Completeness, assess_completeness_codes
@@ -41,7 +42,13 @@ from services.diagnosis.engine.errors import InputError
 from services.diagnosis.engine.findings import RULES, Finding, Rule, evaluate_rules
 from services.diagnosis.engine.market import compare, kpi
 from services.diagnosis.engine.rootcause import RootCause, leaves_from_codes, localize
-from services.diagnosis.engine.summary import LOCALES, SummaryFacts, SummaryLocale, summarize
+from services.diagnosis.engine.summary import (
+    LOCALES,
+    SummaryFacts,
+    SummaryFinding,
+    SummaryLocale,
+    summarize,
+)
 from shared.events.common import DERIVED, Baseline
 from shared.events.common import SCORE_METRICS as _SCORES
 from shared.events.diagnosis import KpiV1
@@ -50,6 +57,8 @@ from shared.grains import Grain, Registry, grain_of, registry
 PAID_CHANNELS = registry().paid_channels
 RATIOS = DERIVED  # derived metric -> (numerator, denominator): shared/events/common.py
 KPI_METRICS = ("gmv", "visitors", "buyers", "cvr", "aov", "ctr", "inquiry_cvr", "refund_rate")
+# A rate's day-to-day wobble beyond Poisson, as a share of it (the z facts' overdispersion).
+RATE_WOBBLE = 0.02
 # The store's move (net of the market) below which no root cause is looked for.
 MIN_MOVE_FOR_CAUSES = 0.03
 # The daily KPI flag (docs/diagnosis.md, "Calibrated KPI flags"): each KPI's scale is floored at
@@ -107,10 +116,14 @@ class StoreDay:
     currency: str = "USD"
     benchmark: Mapping[date, Mapping[str, float]] = field(default_factory=dict)
     competitors: Mapping[str, Mapping[date, Mapping[str, float]]] = field(default_factory=dict)
-    baseline: Baseline = "same_weekday_last_week"
+    # None: the default, comparable days (baselines.comparable_days); a kind: that kind, as asked
+    baseline: Baseline | None = None
     phases: Sequence[PhaseWindow] = ()
     context_days: Collection[date] = ()  # campaign windows and holidays: expected, not incidents
     anomaly: AnomalyConfig = KPI_ANOMALY  # the KPI flags' detector (calibrated by default)
+    # days a festival (warm-up to aftermath) or a campaign shapes: never the default's baseline
+    shaped_days: Collection[date] = ()
+    platform: str = "generic"  # the store's platform: the summaries' channel names
 
     rules: Sequence[Rule] = RULES  # the finding rules; a deployment may pass its own table
     columns: SeriesColumns | None = None  # instead of rows
@@ -124,12 +137,42 @@ class StoreDay:
     def context(self) -> frozenset[date]:
         return frozenset(self.context_days)
 
+    @property
+    def baseline_kind(self) -> Baseline:
+        """The contract's name of the baseline: the default is a same-weekday baseline."""
+        return self.baseline or "same_weekday_last_week"
+
+    def choose_baseline(self, available: Collection[date] | None = None) -> BaselineChoice:
+        """The days the store-day is compared with (the same for every KPI, channel, leaf,
+        the market and the competitors) and why."""
+        if self.baseline is None:
+            return comparable_days(
+                self.day,
+                shaped=self.shaped_days,
+                exclude=self.context,
+                phases=self.phases,
+                available=available,
+            )
+        days = baseline_dates(self.day, self.baseline, phases=self.phases, exclude=self.context)
+        return BaselineChoice(
+            tuple(days), "explicit", note=f"{self.baseline}: {', '.join(map(str, days))}"
+        )
+
     @cached_property
     def series(self) -> SeriesColumns:
         """The metric rows as columns."""
         if self.columns is not None:
             return self.columns
         return SeriesColumns.from_rows(self.rows)
+
+    @cached_property
+    def totals(self) -> _Totals:
+        """The rows as the engine reads them (frame, grains) and their totals by scope: made
+        once for the report and the board (engine/board.py)."""
+        frame = Frame.of(self.series)
+        gr = _Grains.of(frame, registry().for_store(self.partition_dimensions))
+        by_scope, scores = _aggregate(frame, gr)
+        return _Totals(frame, gr, by_scope, scores)
 
 
 @dataclass(frozen=True)
@@ -149,6 +192,17 @@ class Report:
     explained_by_market: bool
     summaries: dict[SummaryLocale, str]
     context: bool  # the day is inside a campaign window or a holiday
+    baseline_days: tuple[date, ...] = ()  # the days the baseline is made of
+    baseline_method: str = "explicit"  # comparable_weekdays, same_phase_last_year, explicit, none
+    baseline_note: str = ""  # which days and why, in plain English
+
+
+@dataclass(frozen=True)
+class _Totals:
+    frame: Frame
+    grains: _Grains
+    by_scope: dict[str, Series]
+    scores: Series
 
 
 @dataclass
@@ -165,11 +219,17 @@ class _Grains:
     @classmethod
     def of(cls, frame: Frame, reg: Registry) -> _Grains:
         index: dict[Grain, int] = {}
-        of_key = np.fromiter(
-            (index.setdefault(grain_of(dm), len(index)) for dm in frame.dims),
-            dtype=np.int64,
-            count=len(frame.dims),
-        )
+        # the keys in the order a mapping lists them -> its grain's id: sorted once per order
+        seen: dict[tuple[str, ...], int] = {}
+
+        def grain_id(dm: Mapping[str, str]) -> int:
+            keys = tuple(dm)
+            gid = seen.get(keys)
+            if gid is None:
+                gid = seen[keys] = index.setdefault(grain_of(dm), len(index))
+            return gid
+
+        of_key = np.fromiter(map(grain_id, frame.dims), dtype=np.int64, count=len(frame.dims))
         table = list(index)
         countable = np.array([reg.admissible(g, ()) for g in table], dtype=bool)
         finest = reg.finest_partition(table)
@@ -336,44 +396,24 @@ def _metric_series(
 
 
 def _base(
-    series: Mapping[date, Mapping[str, float]], day: date, sd: StoreDay, metric: str
+    series: Mapping[date, Mapping[str, float]], wanted: Sequence[date], metric: str
 ) -> float | None:
+    """The baseline of a metric over the chosen days; a ratio is the ratio of its parts'
+    baselines (each a median over the same days)."""
     if metric in RATIOS:
         nums = {d: _part(v, metric, 0) for d, v in series.items()}
         dens = {d: _part(v, metric, 1) for d, v in series.items()}
-        n = compute_baseline(
-            {d: v for d, v in nums.items() if v is not None},
-            day,
-            sd.baseline,
-            phases=sd.phases,
-            exclude=sd.context,
-        ).value
-        d = compute_baseline(
-            {d: v for d, v in dens.items() if v is not None},
-            day,
-            sd.baseline,
-            phases=sd.phases,
-            exclude=sd.context,
-        ).value
+        n = baseline_from("trailing_7d", wanted, nums).value
+        d = baseline_from("trailing_7d", wanted, dens).value
         return n / d if n is not None and d else None
-    return compute_baseline(
-        _metric_series(series, metric), day, sd.baseline, phases=sd.phases, exclude=sd.context
-    ).value
-
-
-def _market_base(
-    bench: Mapping[date, Mapping[str, float]], day: date, sd: StoreDay, metric: str
-) -> float | None:
-    return compute_baseline(
-        _metric_series(bench, metric), day, sd.baseline, phases=sd.phases, exclude=sd.context
-    ).value
+    return baseline_from("trailing_7d", wanted, _metric_series(series, metric)).value
 
 
 def diagnose_store_day(sd: StoreDay) -> Report:
     if not len(sd.series):
         raise InputError("no metric rows")
     day = sd.day
-    frame = Frame.of(sd.series)
+    frame = sd.totals.frame
     n_keys = len(frame.dims)
 
     def key_of(code: int) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -381,7 +421,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
         return frame.metrics[m], frame.key(k)
 
     history = [day - timedelta(days=i) for i in range(1, 29)]
-    gr = _Grains.of(frame, registry().for_store(sd.partition_dimensions))
+    gr = sd.totals.grains
     counted = _completeness_rows(frame, gr, day)
     comp = assess_completeness_codes(
         day,
@@ -391,8 +431,10 @@ def diagnose_store_day(sd: StoreDay) -> Report:
         key_of,
         history=history,
     )
-    by_scope, scores = _aggregate(frame, gr)
+    by_scope, scores = sd.totals.by_scope, sd.totals.scores
     all_ = by_scope.get("all", {})
+    choice = sd.choose_baseline({d for d, v in all_.items() if v})
+    wanted = list(choice.days)
     today = _with_ratios(all_.get(day, {}))
     bench = {d: dict(v) for d, v in sd.benchmark.items()}
     context = day in set(sd.context_days)
@@ -400,6 +442,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
     facts: dict[str, float | None] = {}
     kpis: list[KpiV1] = []
     explained_by_market = False
+    market_explained: list[str] = []
     ctx_flags = None
     dates = sorted(d for d in all_ if d <= day)
     if sd.context_days:
@@ -408,9 +451,14 @@ def diagnose_store_day(sd: StoreDay) -> Report:
     for metric in KPI_METRICS:
         if metric not in today:
             continue
-        b = _base(all_, day, sd, metric)
+        b = _base(all_, wanted, metric)
         mv = bench.get(day, {}).get(metric)
-        mb = _market_base(bench, day, sd, metric) if mv is not None else None
+        # the market posts its ratios (ingest derives them from its parts): a median of them
+        mb = (
+            baseline_from("trailing_7d", wanted, _metric_series(bench, metric)).value
+            if mv is not None
+            else None
+        )
         vals: list[float | None] = []
         vols: list[float | None] = []
         noise: NoiseKind = "none"
@@ -463,8 +511,13 @@ def diagnose_store_day(sd: StoreDay) -> Report:
         )
         if cmp_.market_change is not None:
             facts[f"mkt.{metric}"] = cmp_.market_change
-        if metric == "cvr" and cmp_.attribution == "market":
-            explained_by_market = True
+            # net of the market only where the market posted the metric (rel.* falls back to
+            # the raw change without one)
+            facts[f"mrel.{metric}.all"] = cmp_.relative_change
+        if cmp_.attribution == "market" and metric in ("visitors", "cvr", "ctr", "aov"):
+            # only a KPI the market posted can be the market's (attribution needs its change)
+            market_explained.append(metric)
+            explained_by_market |= metric == "cvr"
     channels = sorted(s for s in by_scope if s not in ("all", "paid", "free"))
     for scope in [*channels, "paid", "free", "all"]:
         ser = by_scope[scope]
@@ -473,7 +526,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
         for metric in SCOPE_METRICS:
             if metric not in cur:
                 continue
-            base = _base(ser, day, sd, metric)
+            base = _base(ser, wanted, metric)
             c = compare(cur[metric], base).change
             mk = facts.get(f"mkt.{metric}")
             rel = None if c is None else ((1 + c) / (1 + mk) - 1 if mk is not None else c)
@@ -481,29 +534,40 @@ def diagnose_store_day(sd: StoreDay) -> Report:
             facts.setdefault(f"rel.{metric}.{scope}", rel)
             if metric == "gmv" and base is not None:
                 facts[f"delta.gmv.{scope}"] = round(cur[metric] - base, 2)
+            if metric == "visitors" and base is not None:
+                base_all = _base(all_, wanted, "visitors")
+                # the scope's share of the store's traffic on the baseline's days: a channel
+                # of a few dozen visitors losing 40% is noise, not an owner's problem
+                facts[f"share.visitors.{scope}"] = base / base_all if base_all else None
             if metric in ("ctr", "cvr", "inquiry_cvr") and base is not None:
                 # The move in units (clicks, buyers) against what the baseline rate (moved with
                 # the market) would have given on today's volume, over its Poisson spread: a
-                # small leaf whose rate jumps by one buyer is not a finding.
+                # small leaf whose rate jumps by one buyer is not a finding. The spread adds
+                # the day-to-day wobble of a rate beyond Poisson (RATE_WOBBLE of it, 2%): a large
+                # channel's rate moves a few percent a day however many buyers it has.
                 num, den = RATIOS[metric]
                 exp = cur.get(den, 0.0) * base * (1 + (mk or 0.0))
+                spread = (max(1.0, exp) + (RATE_WOBBLE * exp) ** 2) ** 0.5
                 facts[f"z.{metric}.{scope}"] = (
-                    (cur.get(num, 0.0) - exp) / max(1.0, exp) ** 0.5 if exp > 0 else None
+                    (cur.get(num, 0.0) - exp) / spread if exp > 0 else None
                 )
     for metric in SCORE_METRICS:
         v = scores.get(day, {}).get(metric)
-        b = compute_baseline(
-            _metric_series(scores, metric), day, sd.baseline, exclude=sd.context
-        ).value
+        b = baseline_from("trailing_7d", wanted, _metric_series(scores, metric)).value
         facts[f"chg.{metric}.all"] = compare(v, b).change
         if v is not None:
             kpis.append(kpi(metric, v, b))
+    # each channel's conversion move against the store's own
+    for ch in channels:
+        c_ch, c_all = facts.get(f"chg.cvr.{ch}"), facts.get("chg.cvr.all")
+        if c_ch is not None and c_all is not None and c_all > -1:
+            facts[f"vs.cvr.{ch}"] = (1 + c_ch) / (1 + c_all) - 1
     # mix versus rate of the store's conversion across channels
     try:
         seg_before = {
             ch: (
-                _base(by_scope[ch], day, sd, "buyers") or 0.0,
-                _base(by_scope[ch], day, sd, "visitors") or 0.0,
+                _base(by_scope[ch], wanted, "buyers") or 0.0,
+                _base(by_scope[ch], wanted, "visitors") or 0.0,
             )
             for ch in channels
         }
@@ -527,7 +591,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
         for series in sd.competitors.values():
             ser = {d: _with_ratios(v) for d, v in series.items()}
             cv = ser.get(day, {}).get(metric)
-            cb = _base(ser, day, sd, metric)
+            cb = _base(ser, wanted, metric)
             c = compare(cv, cb).change
             if c is not None:
                 changes.append(c)
@@ -541,7 +605,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
     # decomposition and root cause
     decomposition = funnel = None
     base_names = ("impressions", "clicks", "visitors", "buyers", "gmv")
-    before_all = {m: _base(all_, day, sd, m) for m in base_names}
+    before_all = {m: _base(all_, wanted, m) for m in base_names}
     if all(before_all[m] for m in ("visitors", "buyers", "gmv")) and all(
         today.get(m) for m in ("visitors", "buyers", "gmv")
     ):
@@ -563,7 +627,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
                 verdicts[metric] = "no_change"
                 continue
             if table is None:
-                table = _LeafTable.of(frame, sd, {"gmv", *RATIOS["cvr"]}, gr)
+                table = _LeafTable.of(frame, sd, {"gmv", *RATIOS["cvr"]}, gr, wanted)
             res = _leaf_rca(sd, metric, ratio, table)
             if res is not None:
                 verdicts[metric] = res[0]
@@ -613,17 +677,30 @@ def diagnose_store_day(sd: StoreDay) -> Report:
         market_change=top_k.market_change if top_k else None,
         relative_change=top_k.relative_change if top_k else None,
         findings=[
-            (f.metric, f.owner, f.dimensions.get("channel", ""))
+            SummaryFinding(
+                f.code,
+                f.metric,
+                f.owner,
+                f.dimensions.get("channel", ""),
+                f.severity,
+                f.primary,
+                f.expected_gmv_impact,
+            )
             for f in findings
-            if f.severity != "low"
         ],
         data_complete=comp.complete,
         explained_by_market=explained_by_market,
+        market_explained=market_explained,
+        has_baseline=any(k.baseline is not None for k in kpis),
+        platform=sd.platform,
+        baseline_method=choice.method,
+        baseline_weeks=len(choice.days),
+        baseline_skipped=len(choice.skipped),
     )
     summaries = {loc: summarize(sf, loc) for loc in LOCALES}
     return Report(
         day,
-        sd.baseline,
+        sd.baseline_kind,
         comp.complete,
         comp,
         kpis,
@@ -637,6 +714,9 @@ def diagnose_store_day(sd: StoreDay) -> Report:
         explained_by_market,
         summaries,
         context,
+        choice.days,
+        choice.method,
+        choice.note,
     )
 
 
@@ -661,12 +741,18 @@ class _LeafTable:
 
     @classmethod
     def of(
-        cls, frame: Frame, sd: StoreDay, metrics: Collection[str], gr: _Grains | None = None
+        cls,
+        frame: Frame,
+        sd: StoreDay,
+        metrics: Collection[str],
+        gr: _Grains | None = None,
+        wanted: Sequence[date] | None = None,
     ) -> _LeafTable:
         if gr is None:
             gr = _Grains.of(frame, registry().for_store(sd.partition_dimensions))
         # The baseline's days are the same for every leaf: computed once.
-        wanted = baseline_dates(sd.day, sd.baseline, phases=sd.phases, exclude=sd.context)
+        if wanted is None:
+            wanted = list(sd.choose_baseline(set(frame.dates)).days)
         # The leaves are the rows of one grain, the finest that partitions the store: rows of
         # coarser grains are their sums, and slices are no part of the store's total.
         is_leaf = gr.of_key == gr.leaf
@@ -697,7 +783,7 @@ class _LeafTable:
                 has[lr] = True
         leaf_dims = [dm for dm, ok in zip(frame.dims, is_leaf.tolist(), strict=True) if ok]
         names = sorted(set().union(*leaf_dims)) if leaf_dims else []
-        return cls(sd.day, sd.baseline, names, wanted, leaf_dims, slots, frame.canonical)
+        return cls(sd.day, sd.baseline_kind, names, list(wanted), leaf_dims, slots, frame.canonical)
 
     def get(self, d: date, m: str) -> _Column:
         hit = self.slots.get((d, m))

@@ -14,7 +14,12 @@ from support import Harness, campaigns_tenant, publish, store_event, wait_until
 from services.campaigns.models import KnownStore
 from shared.events import decode
 from shared.events.campaigns import CampaignUpdatedV1, TaskDueV1
-from shared.events.diagnosis import DiagnosisCompletedV1, FindingOpenedV1
+from shared.events.diagnosis import (
+    DiagnosisCompletedV1,
+    FindingClosedV1,
+    FindingOpenedV1,
+    FindingUpdatedV1,
+)
 from shared.events.ingest import StoreUpdatedV1
 from shared.outbox import OutboxMessage
 
@@ -60,6 +65,44 @@ def report(fids: list[uuid.UUID], day: dt.date) -> DiagnosisCompletedV1:
 async def tasks_of(h: Harness, keys: Any, cid: str) -> dict[str, Any]:
     r = await h.client.get(f"/v1/campaigns/{cid}", headers=keys["viewer"])
     return {t["id"]: t for t in r.json()["tasks"]}
+
+
+async def test_resolving_and_reopening_a_finding_keeps_its_one_remedial_task(
+    campaigns: Harness, keys: Any
+) -> None:
+    """Issue 15, point 7: resolving a finding cancels nothing in campaigns (its remedial task is
+    the owner's work item, kept with its status), so reopening has nothing to restore and adds
+    no second task."""
+    r = await campaigns.client.post(
+        "/v1/stores/us-shop/campaigns",
+        json={"name": "BFCM", "event": "black_friday", "year": 2027},
+        headers=keys["operator"],
+    )
+    cid = r.json()["id"]
+    day = dt.date(2027, 11, 1)
+    fid = uuid.uuid4()
+    tid = f"fix-{str(fid)[:8]}"
+    await publish(campaigns.app, finding(fid, day=day), report([fid], day))
+
+    async def has(task_id: str) -> bool:
+        return task_id in await tasks_of(campaigns, keys, cid)
+
+    await wait_until(lambda: has(tid), timeout=20)
+    common = {"tenant_id": "acme", "store_id": "us-shop", "finding_id": fid, "date": day}
+    closed = FindingClosedV1.example().model_copy(update={"event_id": uuid.uuid4(), **common})
+    reopened = FindingUpdatedV1.example().model_copy(
+        update={"event_id": uuid.uuid4(), "status": "open", **common}
+    )
+    marker = store_event("marker-store-2", tenant="acme")
+    await publish(campaigns.app, closed, reopened, marker)
+
+    async def marker_seen() -> bool:
+        return await campaigns.count(KnownStore, store_id="marker-store-2") == 1
+
+    await wait_until(marker_seen, timeout=20)
+    tasks = await tasks_of(campaigns, keys, cid)
+    assert [t for t in tasks if t.startswith("fix-")] == [tid]
+    assert tasks[tid]["status"] == "todo"
 
 
 async def test_findings_add_remedial_tasks_once_in_either_order(
@@ -184,10 +227,10 @@ async def test_task_due_once_on_the_local_morning(campaigns: Harness, keys: Any)
 
 
 async def test_every_consumed_example_is_accepted(campaigns: Harness, keys: Any) -> None:
-    from shared.events.diagnosis import FindingClosedV1, FindingUpdatedV1
-    from shared.events.ingest import StoreRegisteredV1
+    from shared.events.ingest import FxRatesIngestedV1, StoreRegisteredV1
 
     examples = [
+        FxRatesIngestedV1.example(),  # not campaigns' business: skipped, never dead-lettered
         StoreRegisteredV1.example(),
         StoreUpdatedV1.example(),
         FindingOpenedV1.example(),

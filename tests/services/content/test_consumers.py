@@ -26,6 +26,7 @@ from shared.events.ingest import (
     ApiKeyRevokedV1,
     BenchmarkIngestedV1,
     CompetitorMetricsIngestedV1,
+    FxRatesIngestedV1,
     MetricRowV1,
     MetricsIngestedV1,
     StoreRegisteredV1,
@@ -48,6 +49,7 @@ EXAMPLES = [
     MetricsIngestedV1,
     BenchmarkIngestedV1,
     CompetitorMetricsIngestedV1,
+    FxRatesIngestedV1,
     CampaignCreatedV1,
     CampaignUpdatedV1,
     TaskDueV1,
@@ -215,6 +217,47 @@ async def test_a_ctr_finding_opens_a_refresh_brief_for_the_copies_involved(
     assert await brief_rows(content, finding_id=str(other.finding_id)) == []
     await apply_events(content.app, FindingClosedV1.example())
     assert (await brief_rows(content, id=b["id"]))[0].status == "cancelled"
+
+
+async def test_reopening_a_finding_restores_the_brief_its_closing_cancelled(
+    content: Harness,
+) -> None:
+    """Issue 15, point 7: resolving a click-through finding cancels its refresh brief; reopening
+    it (diagnosis' finding_updated back to open, or finding_opened when a new report raises it
+    again) restores that same brief to the status it had, never a second brief."""
+
+    def again(event: Any, **update: Any) -> Any:
+        return event.model_copy(update={"event_id": uuid.uuid4(), **update})
+
+    fid = str(ex.EXAMPLE_FINDING_ID)
+    await apply_events(content.app, StoreRegisteredV1.example(), FindingOpenedV1.example())
+    (brief,) = await brief_rows(content, finding_id=fid)
+    assert brief.status == "open"
+    await apply_events(content.app, FindingClosedV1.example())
+    assert [(b.id, b.status) for b in await brief_rows(content, finding_id=fid)] == [
+        (brief.id, "cancelled")
+    ]
+    # an operator reopens the finding (POST /v1/findings/{id}/transitions {"action": "reopen"})
+    reopened = again(FindingUpdatedV1.example(), status="open")
+    await apply_events(content.app, reopened)
+    rows = await brief_rows(content, finding_id=fid)
+    assert [(b.id, b.status, b.cancelled_from) for b in rows] == [(brief.id, "open", None)]
+    # closed as superseded, then raised again by a newer report version of its day
+    await apply_events(content.app, again(FindingClosedV1.example(), resolution="superseded"))
+    assert (await brief_rows(content, finding_id=fid))[0].status == "cancelled"
+    await apply_events(content.app, again(FindingOpenedV1.example()))
+    rows = await brief_rows(content, finding_id=fid)
+    assert [(b.id, b.status) for b in rows] == [(brief.id, "open")]
+    # a brief someone started is not cancelled by the closing, and reopening leaves it be
+    table = Brief.__table__  # type: ignore[attr-defined]
+    async with content.app.state.db.session() as s:
+        await s.execute(table.update().where(table.c.id == brief.id).values(status="in_progress"))
+        await s.commit()
+    await apply_events(content.app, again(FindingClosedV1.example()))
+    await apply_events(content.app, again(FindingUpdatedV1.example(), status="open"))
+    assert [b.status for b in await brief_rows(content, finding_id=fid)] == ["in_progress"]
+    # one brief for the finding through it all
+    assert await content.count(Brief, kind="refresh") == 1
 
 
 def metrics(rows: list[tuple[str, str, float, dict[str, str]]], day: dt.date) -> MetricsIngestedV1:

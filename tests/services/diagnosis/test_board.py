@@ -51,7 +51,10 @@ async def test_the_board_shows_channels_free_paid_market_and_competitors(
     assert r.status_code == 200, r.text
     board = r.json()
     assert board["currency"] == "CNY" and board["date"] == DAY.isoformat()
-    assert board["baseline_days"] == [(DAY - timedelta(days=7)).isoformat()]
+    # the report's default: recent same weekdays outside festivals
+    assert board["baseline_method"] == "comparable_weekdays"
+    days = [date.fromisoformat(d) for d in board["baseline_days"]]
+    assert days and all(d < DAY and d.weekday() == DAY.weekday() for d in days)
     scopes = {s["scope"]: s for s in board["scopes"]}
     expect = grains.derived(
         grains.aggregate(rows, metrics=["gmv", "visitors", "cvr"]), ["gmv", "visitors", "cvr"]

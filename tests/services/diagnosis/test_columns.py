@@ -130,6 +130,8 @@ async def test_the_loader_reads_the_stored_rows_as_columns(
             baseline=sd.baseline,
             phases=sd.phases,
             context_days=sd.context_days,
+            shaped_days=sd.shaped_days,
+            platform=sd.platform,
         )
     )
     got = diagnose_store_day(sd)

@@ -10,7 +10,14 @@ import pytest
 
 from services.diagnosis.engine.completeness import assess_completeness, row_key
 from services.diagnosis.engine.findings import RULES, OpenFinding, advance, evaluate_rules
-from services.diagnosis.engine.summary import SummaryFacts, format_date, format_number, summarize
+from services.diagnosis.engine.summary import (
+    SummaryFacts,
+    SummaryFinding,
+    channel_name,
+    format_date,
+    format_number,
+    summarize,
+)
 from shared.events.common import Owner
 
 D = date(2025, 11, 3)
@@ -34,7 +41,7 @@ def base_facts() -> dict[str, float | None]:
 
 CASES: list[tuple[dict[str, float], str, Owner, dict[str, str]]] = [
     (
-        {"chg.visitors.paid_search": -0.6, "chg.visitors.paid": -0.6},
+        {"rel.visitors.paid_search": -0.6, "rel.visitors.paid": -0.6},
         "paid_traffic_drop",
         "promotion",
         {"channel": "paid_search"},
@@ -122,9 +129,9 @@ def test_inquiry_drop_is_customer_service_not_merchandising() -> None:
 
 def test_severity_grows_with_the_move() -> None:
     f = base_facts()
-    f.update({"chg.visitors.paid_search": -0.25, "chg.visitors.paid": -0.25})
+    f.update({"rel.visitors.paid_search": -0.25, "rel.visitors.paid": -0.25})
     assert evaluate_rules(f, channels=CH)[0].severity == "medium"
-    f.update({"chg.visitors.paid_search": -0.7, "chg.visitors.paid": -0.7})
+    f.update({"rel.visitors.paid_search": -0.7, "rel.visitors.paid": -0.7})
     assert evaluate_rules(f, channels=CH)[0].severity == "critical"
 
 
@@ -168,24 +175,59 @@ def test_locale_formats() -> None:
 
 
 def test_summaries_in_three_locales() -> None:
-    sf = SummaryFacts(
-        D,
-        "CNY",
-        29873.5,
-        -0.033,
-        "cvr",
-        -0.068,
-        0.021,
-        -0.087,
-        [("ctr", "designer", "paid_search")],
-    )
+    # Headline: what needs doing first (the finding), then GMV and its factor (issue 15 point 3;
+    # this test used to require the GMV sentence first, beside a finding).
+    finding = SummaryFinding("ctr_drop", "ctr", "designer", "paid_search", "high", -0.209, -900.0)
+    sf = SummaryFacts(D, "CNY", 29873.5, -0.033, "cvr", -0.068, 0.021, -0.087, [finding])
     en, zh, ja = (summarize(sf, loc) for loc in ("en", "zh-CN", "ja"))  # type: ignore[arg-type]
-    assert en.startswith("Mon, Nov 3, 2025: GMV fell 3.3% to 29,873.50 CNY.")
+    assert en.startswith("Mon, Nov 3, 2025: click-through on paid search fell 20.9%; designer")
+    assert "GMV fell 3.3% to 29,873.50 CNY." in en
     assert "net of the market it fell 8.7%" in en and "designer" in en
-    assert zh.startswith("2025年11月3日（周一）：成交额下降3.3%，为¥2.99万") and "美工" in zh
+    assert zh.startswith("2025年11月3日（周一）：付费搜索点击率下降20.9%，请美工处理。")
+    assert "成交额下降3.3%，为¥2.99万" in zh
     assert "売上は3.3%低下" in ja and "デザイナー" in ja
+    quiet = SummaryFacts(D, "CNY", 29873.5, -0.033, "cvr", -0.068, 0.021, -0.087, [])
+    assert summarize(quiet, "en").startswith("Mon, Nov 3, 2025: GMV fell 3.3% to 29,873.50 CNY.")
+    assert summarize(quiet, "zh-CN").startswith("2025年11月3日（周一）：成交额下降3.3%，为¥2.99万")
     inc = SummaryFacts(D, "USD", None, None, None, None, None, None, [], data_complete=False)
     assert "data problem" in summarize(inc, "en")
+
+
+def test_platform_channel_terms_and_relative_headline() -> None:
+    f = SummaryFinding("cvr_below_market", "cvr", "merchandising", "", "medium", -0.143)
+    t = SummaryFinding(
+        "free_traffic_drop", "visitors", "operations", "recommendation", "high", -0.4
+    )
+    sf = SummaryFacts(
+        D, "CNY", 1000.0, 0.091, "cvr", 0.091, 0.273, -0.143, [f, t], platform="taobao"
+    )
+    en, zh = summarize(sf, "en"), summarize(sf, "zh-CN")
+    # high before medium; the relative decline is said as one, not as "GMV rose"
+    assert en.startswith("Mon, Nov 3, 2025: visitors on 猜你喜欢 (recommendation) fell 40.0%")
+    assert "conversion" in en and "(recommendation)" in en
+    assert zh.startswith("2025年11月3日（周一）：猜你喜欢访客数下降40.0%，请运营处理。")
+    assert "recommendation" not in zh and "扣除大盘后" in zh
+    lead = summarize(SummaryFacts(D, "USD", 1.0, 0.091, None, None, None, None, [f]), "en")
+    assert lead.startswith("Mon, Nov 3, 2025: conversion fell 14.3% net of the market")
+    assert channel_name("search", "en", "shopify") == "Organic search"
+    assert channel_name("paid_search", "zh-CN", "taobao") == "直通车"
+    assert channel_name("search", "ja", "generic") == "検索"
+
+
+def test_no_baseline_is_not_nothing_unusual() -> None:
+    sf = SummaryFacts(D, "USD", 10.0, None, None, None, None, None, [], has_baseline=False)
+    assert "no baseline" in summarize(sf, "en") and "nothing unusual" not in summarize(sf, "en")
+    assert "基准" in summarize(sf, "zh-CN")
+
+
+def test_market_explains_only_the_kpis_it_covers() -> None:
+    paid = SummaryFinding("paid_traffic_drop", "visitors", "promotion", "paid_search", "critical")
+    sf = SummaryFacts(
+        D, "USD", 10.0, -0.3, "visitors", -0.3, None, None, [paid], market_explained=()
+    )
+    assert "whole market" not in summarize(sf, "en")
+    sf2 = SummaryFacts(D, "USD", 10.0, -0.2, "cvr", -0.2, -0.2, 0.0, [], market_explained=["cvr"])
+    assert "Conversion moved with the whole market" in summarize(sf2, "en")
 
 
 def test_completeness_names_the_missing_scope() -> None:
@@ -207,3 +249,15 @@ def test_completeness_names_the_missing_scope() -> None:
     assert assess_completeness(day, keys, history=hist).complete
     empty = assess_completeness(date(2025, 10, 30), keys, history=hist)
     assert not empty.complete and empty.reason == "no_data"
+
+
+def test_a_creative_drop_on_social_or_live_is_the_designers_not_a_traffic_finding() -> None:
+    """The main image's click-through fell 45% on steady impressions (the e2e journey's
+    incident): visitors fall with it, but the owner is the designer, not promotion."""
+    for ch in ("social", "live"):
+        f = base_facts()
+        f.update({f"paid.{ch}": 0.0, f"chg.impressions.{ch}": 0.0, f"share.visitors.{ch}": 0.3})
+        f.update({f"rel.visitors.{ch}": -0.45, f"chg.visitors.{ch}": -0.45})
+        f.update({f"rel.ctr.{ch}": -0.45, f"chg.ctr.{ch}": -0.45, f"z.ctr.{ch}": -9.0})
+        found = evaluate_rules(f, channels=[*CH, ch])
+        assert [(x.code, x.owner) for x in found] == [("ctr_drop", "designer")], found

@@ -306,16 +306,21 @@ async def test_triage_groups_transitions_and_snooze(diagnosis: Harness) -> None:
         i["priority"] == pytest.approx(abs(i["expected_gmv_impact"]) * i["confidence"])
         for i in items
     )
-    r = await c.get("/v1/findings?group=cause&severity=high", headers=auth("viewer"))
+    # high or critical: the median-of-4 default baseline rates the demo's collapse -60%
+    r = await c.get(
+        "/v1/findings?group=cause&severity=high&severity=critical", headers=auth("viewer")
+    )
     groups = r.json()["groups"]
     g = next(g for g in groups if g["code"] == "paid_traffic_drop")
     assert g["stores"] == 2 and g["store_ids"] == ["s1", "s2"]
-    assert g["title"].startswith("platform-wide: 2 stores")
+    # one market (US), one day, the same size: one cause; named for the market it is in
+    assert g["market"] == "US" and g["start"] == g["end"] == str(INCIDENT.date)
+    assert g["title"].startswith("market-wide in US: 2 stores")
     assert g["expected_gmv_impact"] == pytest.approx(
         sum(i["expected_gmv_impact"] for i in items), abs=0.01
     )
     # a key scoped to s1 sees s1 only; filters
-    r = await c.get("/v1/findings?severity=high", headers=auth("scoped"))
+    r = await c.get("/v1/findings?severity=high&severity=critical", headers=auth("scoped"))
     assert {i["store_id"] for i in r.json()["items"]} == {"s1"}
     r = await c.get("/v1/findings?owner=designer", headers=auth("viewer"))
     assert r.json()["items"] == []
@@ -343,15 +348,16 @@ async def test_triage_groups_transitions_and_snooze(diagnosis: Harness) -> None:
         url, json={"action": "snooze", "until": until.isoformat()}, headers=auth("operator")
     )
     assert r.json()["status"] == "snoozed"
-    r = await c.get("/v1/findings?severity=high", headers=auth("viewer"))
+    r = await c.get("/v1/findings?severity=high&severity=critical", headers=auth("viewer"))
     assert fid not in {i["id"] for i in r.json()["items"]}  # snoozed: out of the open list
     # the snooze ends: the finding re-surfaces, and says so on the bus
     await sched.run_once(now=until + timedelta(seconds=1))
-    r = await c.get("/v1/findings?severity=high", headers=auth("viewer"))
+    r = await c.get("/v1/findings?severity=high&severity=critical", headers=auth("viewer"))
     assert fid in {i["id"] for i in r.json()["items"] if i["status"] == "open"}
     # the gauge the dashboards read, refreshed at each scheduler round
     metrics = (await c.get("/metrics")).text
-    assert 'storeops_findings_open{owner="promotion",severity="high"} 2.0' in metrics
+    # the demo's -60% collapse reads -60.3% against the median of 4 Sundays: critical
+    assert 'storeops_findings_open{owner="promotion",severity="critical"} 2.0' in metrics
     assert 'storeops_diagnosis_reports_total{trigger="scheduled"}' in metrics
     assert "storeops_diagnosis_duration_seconds_bucket" in metrics
     r = await c.post(

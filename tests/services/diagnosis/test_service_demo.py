@@ -128,8 +128,20 @@ async def test_demo_incidents_found_through_the_service(tmp_path: Path, end: dat
                 if i.owner != "none" and (end - i.date).days < 14
             }
             assert recent <= {(i["store_id"], i["date"], i["owner"]) for i in items}
-            prios = [i["priority"] for i in items]
-            assert prios == sorted(prios, reverse=True)
+            # severity first, then the impact in the reporting currency (the demo seeds its
+            # CNY and EUR rates, so nothing is left unconverted); it used to be priority alone,
+            # which ranked a low item of large impact above a critical one
+            rank = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+            order = [
+                (
+                    -rank[i["severity"]],
+                    i["fx_missing"] is not None,
+                    -abs(i["impact_reporting"] or 0),
+                )
+                for i in items
+            ]
+            assert order == sorted(order)
+            assert all(i["fx_missing"] is None and i["reporting_currency"] == "USD" for i in items)
             inc = next(i for i in demo.incidents if i.id == "paid_traffic_collapse")
             r = await c.get(f"/v1/stores/{inc.store_id}/diagnoses/{inc.date}", headers=auth)
             assert r.status_code == 200, r.text

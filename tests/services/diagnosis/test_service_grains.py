@@ -27,7 +27,10 @@ from shared.events.ingest import (
 TENANT = "acme"
 TOKEN = "diag-grains-token-0000000000000000000"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-DAY = date(2026, 11, 20)
+# An ordinary Thursday: the default baseline's comparable days (the same weekdays before it)
+# are no festival days. (It was 2026-11-20, whose same weekdays in the 14 days of history these
+# tests send are Double 11's pre-sale and aftermath: no comparable day, hence no baseline.)
+DAY = date(2026, 4, 23)
 
 
 def store(sid: str = "s1") -> StoreRegisteredV1:

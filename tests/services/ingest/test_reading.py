@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from support import Harness, store_body
+
+from shared.events.ingest import FxRatesIngestedV1
+from shared.outbox import OutboxMessage
 
 D1, D2 = "2026-10-01", "2026-10-02"
 
@@ -225,3 +230,33 @@ async def test_rollup_in_the_reporting_currency(env: Any) -> None:
         json={"rows": [{"date": D1, "base": "CNY", "quote": "USD", "rate": -1}]},
     )
     assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "rows", 0, "rate"]
+
+
+async def test_fx_rates_are_published_for_the_services_that_convert(env: Any) -> None:
+    """POST /v1/fx-rates stages ingest.fx_rates_ingested (tenant-scoped) with the new or changed
+    rates only, in the same transaction (the outbox)."""
+    h, keys = env
+
+    async def published() -> list[FxRatesIngestedV1]:
+        t = OutboxMessage.__table__  # type: ignore[attr-defined]
+        async with h.app.state.db.session(readonly=True) as s:
+            q = select(t.c.payload).where(t.c.event_type == "ingest.fx_rates_ingested")
+            rows = (await s.execute(q.order_by(t.c.id))).all()
+        return [FxRatesIngestedV1.model_validate(json.loads(r[0])) for r in rows]
+
+    rates = [
+        {"date": "2026-09-30", "base": "CNY", "quote": "USD", "rate": 0.14},
+        {"date": "2026-09-30", "base": "EUR", "quote": "USD", "rate": 1.08},
+    ]
+    r = await h.client.post("/v1/fx-rates", headers=keys["operator"], json={"rows": rates})
+    assert r.status_code == 202
+    (first,) = await published()
+    assert first.store_id is None and first.tenant_id == "acme"
+    assert (first.accepted, first.updated, first.chunk, first.chunks) == (2, 0, 0, 1)
+    assert sorted((x.base, x.rate) for x in first.rows) == [("CNY", 0.14), ("EUR", 1.08)]
+    # the same rates again and one corrected: only the change travels
+    rates[1]["rate"] = 1.09
+    await h.client.post("/v1/fx-rates", headers=keys["operator"], json={"rows": rates})
+    second = (await published())[-1]
+    assert (second.accepted, second.updated) == (0, 1)
+    assert [(x.base, x.rate) for x in second.rows] == [("EUR", 1.09)]
