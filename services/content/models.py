@@ -41,6 +41,18 @@ class ContentStore(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
+class ContentCampaign(SQLModel, table=True):
+    """What content knows of a campaign, from campaigns.campaign_created/updated: enough to
+    check that a copy's campaign_id is a campaign of the caller's tenant and of the copy's store."""
+
+    __tablename__ = "content_campaigns"
+
+    tenant_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    campaign_id: str = Field(sa_column=Column(String(36), primary_key=True))
+    store_id: str = Field(sa_column=Column(String(128), nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+
+
 class Copy(SQLModel, table=True):
     __tablename__ = "copies"
     __table_args__ = (
@@ -229,6 +241,7 @@ TABLES: list[Table] = [
     m.__table__  # type: ignore[union-attr]
     for m in (
         ContentStore,
+        ContentCampaign,
         Copy,
         CopyRevision,
         CopyAudit,

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.models import (
     Brief,
+    ContentCampaign,
     ContentStore,
     ContentUser,
     Copy,
@@ -23,6 +24,7 @@ from services.content.models import (
 )
 
 STORES: Table = ContentStore.__table__  # type: ignore[attr-defined]
+CAMPAIGNS: Table = ContentCampaign.__table__  # type: ignore[attr-defined]
 COPIES: Table = Copy.__table__  # type: ignore[attr-defined]
 REVISIONS: Table = CopyRevision.__table__  # type: ignore[attr-defined]
 AUDIT: Table = CopyAudit.__table__  # type: ignore[attr-defined]
@@ -37,6 +39,23 @@ METRICS: Table = CopyMetric.__table__  # type: ignore[attr-defined]
 async def get_store(session: AsyncSession, tenant_id: str, store_id: str) -> Any:
     q = select(STORES).where(STORES.c.tenant_id == tenant_id, STORES.c.store_id == store_id)
     return (await session.execute(q)).first()
+
+
+async def get_campaign(session: AsyncSession, tenant_id: str, campaign_id: str) -> Any:
+    q = select(CAMPAIGNS).where(
+        CAMPAIGNS.c.tenant_id == tenant_id, CAMPAIGNS.c.campaign_id == campaign_id
+    )
+    return (await session.execute(q)).first()
+
+
+async def upsert_campaign(session: AsyncSession, values: dict[str, Any]) -> None:
+    key = (CAMPAIGNS.c.tenant_id == values["tenant_id"]) & (
+        CAMPAIGNS.c.campaign_id == values["campaign_id"]
+    )
+    if await get_campaign(session, values["tenant_id"], values["campaign_id"]) is None:
+        await session.execute(CAMPAIGNS.insert().values(**values))
+    else:
+        await session.execute(CAMPAIGNS.update().where(key).values(**values))
 
 
 async def upsert_store(session: AsyncSession, values: dict[str, Any]) -> None:

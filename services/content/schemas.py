@@ -8,8 +8,11 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.jsonguard import StrictBool, StrictInt, SupportedDate
+from shared.locales import fallback
+
 CopyType = Literal["banner", "push", "sms", "guide", "rules", "article"]
-Locale = Literal["en", "zh-CN", "zh-TW", "ja"]
+Locale = Annotated[Literal["en", "zh-CN", "zh-TW", "ja"], fallback(("en", "zh-CN", "zh-TW", "ja"))]
 Status = Literal["draft", "in_review", "approved", "published", "archived"]
 Action = Literal["submit", "approve", "reject", "publish", "archive"]
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
@@ -36,8 +39,8 @@ class Page(BaseModel, Generic[T]):
 class VariableIn(Strict):
     name: Name
     type: Literal["string", "integer", "number", "url", "date", "boolean"] = "string"
-    required: bool = True
-    max_length: int = Field(default=200, ge=1, le=5000)
+    required: StrictBool = True
+    max_length: StrictInt = Field(default=200, ge=1, le=5000)
     example: Any = None
 
 
@@ -134,7 +137,7 @@ class LintIn(Strict):
     channels: list[ChannelName] | None = None
     packs: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] | None = None
     market: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
-    marketing: bool = True
+    marketing: StrictBool = True
     signature: str | None = Field(default=None, max_length=20)
     product_category: ProductCategory | None = None
 
@@ -176,10 +179,10 @@ class ExperimentCreate(Strict):
     copy_ids: list[uuid.UUID] = Field(description="the variants; the first is the control")
     weights: list[float] | None = Field(default=None, description="planned split; equal if null")
     campaign_id: uuid.UUID | None = None
-    start: dt.date | None = None
-    end: dt.date | None = None
-    min_sample: int | None = Field(default=None, ge=100, le=100_000_000)
-    looks: int = Field(
+    start: SupportedDate | None = None
+    end: SupportedDate | None = None
+    min_sample: StrictInt | None = Field(default=None, ge=100, le=100_000_000)
+    looks: StrictInt = Field(
         default=4,
         ge=1,
         le=10,
@@ -193,7 +196,7 @@ class ExperimentCreate(Strict):
 
 
 class DecideIn(Strict):
-    stop: bool = Field(default=False, description="stop now without a winner")
+    stop: StrictBool = Field(default=False, description="stop now without a winner")
 
 
 class ExperimentOut(BaseModel):

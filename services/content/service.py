@@ -314,12 +314,17 @@ async def create_copy(session: AsyncSession, principal: Principal, body: CopyCre
         brief = await repo.get_brief(session, principal.tenant_id, str(body.brief_id))
         if brief is None or brief.store_id != body.store_id:
             raise _invalid(["body", "brief_id"], "no such brief for this store")
-    elif body.campaign_id is not None:
-        # A copy for the campaign and copy type of an open brief answers that brief: no brief
-        # id to pass by hand.
-        brief = await repo.open_brief_for(
-            session, principal.tenant_id, body.store_id, str(body.campaign_id), body.type
-        )
+    if body.campaign_id is not None:
+        # Another tenant's campaign (or none at all) is not an id this copy may carry.
+        campaign = await repo.get_campaign(session, principal.tenant_id, str(body.campaign_id))
+        if campaign is None or campaign.store_id != body.store_id:
+            raise _invalid(["body", "campaign_id"], "no such campaign for this store")
+        if brief is None:
+            # A copy for the campaign and copy type of an open brief answers that brief: no
+            # brief id to pass by hand.
+            brief = await repo.open_brief_for(
+                session, principal.tenant_id, body.store_id, str(body.campaign_id), body.type
+            )
     now = _now()
     copy_id = str(uuid.uuid4())
     values = {
@@ -736,6 +741,15 @@ async def on_campaign(session: AsyncSession, event: CampaignCreatedV1 | Campaign
     """A campaign's copy tasks become briefs due when the task is; tasks that left the plan
     (or a cancelled campaign) cancel their briefs that nobody started."""
     campaign_id = str(event.campaign_id)
+    await repo.upsert_campaign(
+        session,
+        {
+            "tenant_id": event.tenant_id,
+            "campaign_id": campaign_id,
+            "store_id": event.store_id,
+            "status": event.status,
+        },
+    )
     keep: set[str] = set()
     if event.status != "cancelled":
         for task in event.tasks:

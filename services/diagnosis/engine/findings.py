@@ -129,7 +129,8 @@ RULES: tuple[Rule, ...] = (
             Cond("rel.visitors.{scope}", "<=", -0.3),
             Cond("share.visitors.{scope}", ">=", MIN_SHARE),
         ),
-        (),
+        # click-through fell on the channel: the creative's problem (ctr_drop, designer)
+        (Cond("rel.ctr.{scope}", "<=", -0.15),),
         STEPS_20,
         "Live-stream traffic down {pct}",
         "Check the live-stream schedule, the host, the stream's length and its promotion slots.",
@@ -143,7 +144,8 @@ RULES: tuple[Rule, ...] = (
             Cond("rel.visitors.{scope}", "<=", -0.3),
             Cond("share.visitors.{scope}", ">=", MIN_SHARE),
         ),
-        (),
+        # click-through fell on the channel: the creative's problem (ctr_drop, designer)
+        (Cond("rel.ctr.{scope}", "<=", -0.15),),
         STEPS_20,
         "Social traffic down {pct}",
         "Check social posts, influencer (KOL) placements and their links; review the content "

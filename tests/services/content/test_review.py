@@ -13,7 +13,7 @@ from support import Harness, apply_events, content_key
 from services.content.readout import sentences
 from services.content.stats import DecisionRule, Variant, evaluate, lift_interval
 from shared.events import examples as ex
-from shared.events.campaigns import CampaignCreatedV1
+from shared.events.campaigns import CampaignCreatedV1, CampaignUpdatedV1
 from shared.events.ingest import ApiKeyCreatedV1, MetricRowV1, MetricsIngestedV1, StoreRegisteredV1
 
 T = ex.EXAMPLE_TENANT
@@ -95,7 +95,13 @@ async def test_a_copy_for_the_campaign_and_type_of_a_brief_closes_it_on_publish(
     c = content.client
     writer = await content_key(content.app, tenant=T, role="operator")
     reviewer = await content_key(content.app, tenant=T, role="operator", reviewer=True)
-    # Written before the brief exists: it answers the brief on publish.
+    # The campaign is known but has no copy task yet: a copy written now has no brief...
+    bare = CampaignCreatedV1.example()
+    bare = bare.model_copy(
+        update={"tasks": [t.model_copy(update={"copy_type": None}) for t in bare.tasks]}
+    )
+    await apply_events(content.app, bare)
+    assert (await c.get("/v1/briefs", headers=writer)).json()["items"] == []
     early = (
         await c.post(
             "/v1/copies",
@@ -104,7 +110,9 @@ async def test_a_copy_for_the_campaign_and_type_of_a_brief_closes_it_on_publish(
         )
     ).json()
     assert early["brief_id"] is None
-    await apply_events(content.app, CampaignCreatedV1.example())
+    # ...the plan then gains its banner task (a new event id): the brief opens; the early copy
+    # answers it when it is published.
+    await apply_events(content.app, CampaignUpdatedV1.example())
     brief = (await c.get("/v1/briefs", headers=writer)).json()["items"][0]
     assert brief["status"] == "open" and brief["copy_type"] == "banner"
     # Written for the campaign and type: linked to the open brief without its id.
