@@ -640,13 +640,8 @@ def diagnose_store_day(sd: StoreDay) -> Report:
     hist = _dispersion_days(sd, all_, wanted)
     for scope in [*channels, "paid", "free", "all"]:
         ser = by_scope[scope]
-        rest_of: list[Series] = []
-
-        def rest_series() -> Series:
-            if not rest_of:
-                rest_of.append(_rest(all_, ser))  # noqa: B023 - used within this iteration
-            return rest_of[0]
-
+        # the store without the scope (a channel's own move against the rest's)
+        rest = _rest(all_, ser) if scope != "all" else {}
         cur = _with_ratios(ser.get(day, {}))
         facts[f"paid.{scope}"] = 1.0 if scope in PAID_CHANNELS or scope == "paid" else 0.0
         for metric in SCOPE_METRICS:
@@ -680,7 +675,6 @@ def diagnose_store_day(sd: StoreDay) -> Report:
                 if scope in ("all", "paid", "free"):
                     facts[f"zr.{metric}.{scope}"] = facts[f"z.{metric}.{scope}"]
                 else:
-                    rest = rest_series()
                     rb = _base(rest, wanted, metric)
                     rc = compare(_with_ratios(rest.get(day, {})).get(metric), rb).change
                     e2 = cur.get(den, 0.0) * base * (1 + rc) if rc is not None else 0.0
@@ -693,7 +687,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
                 if mk is not None:
                     ref, move = bench, mk
                 else:
-                    ref = rest_series()
+                    ref = rest
                     rb = _base(ref, wanted, "visitors")
                     move = compare(ref.get(day, {}).get("visitors"), rb).change or 0.0
                 exp = base * (1 + move)
