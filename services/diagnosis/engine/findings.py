@@ -160,6 +160,8 @@ RULES: tuple[Rule, ...] = (
             Cond("rel.ctr.{scope}", "<=", -0.15),
             Cond("chg.impressions.{scope}", ">=", -0.1),
             Cond("z.ctr.{scope}", "<=", Z_CHANNEL),
+            # and against the rest of the store's click-through: the channel's own problem
+            Cond("zr.ctr.{scope}", "<=", Z_CHANNEL),
         ),
         (),
         STEPS_20,
@@ -191,6 +193,9 @@ RULES: tuple[Rule, ...] = (
             # everywhere)
             Cond("rel.visitors.{scope}", "abs<=", 0.15),
             Cond("z.cvr.{scope}", "<=", Z_CHANNEL),
+            # and against the rest of the store's conversion: a channel that moved with the
+            # store (the market's rise the store missed) is the store's move, not the channel's
+            Cond("zr.cvr.{scope}", "<=", Z_CHANNEL),
         ),
         (
             Cond("chg.inquiry_cvr.all", "<=", -0.2),
