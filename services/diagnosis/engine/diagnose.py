@@ -527,6 +527,56 @@ def _z(obs: float, exp: float, spread: tuple[float, float | None], n_base: int) 
     return (obs - exp) / math.sqrt(var + BASELINE_ERROR * k * day_var)
 
 
+# A day of a festival's run-up without the same phase a year before: the
+# comparable days are scaled by the uplift the phase's earlier days (at least RUNUP_MIN_DAYS of
+# them, the last RUNUP_DAYS) showed over them, net of the market's own uplift where it posts
+# the metric: a channel the festival lifts more than the market (paid traffic in a pre-sale) is
+# compared with its festival level, not with an ordinary day.
+RUNUP_MIN_DAYS = 2
+RUNUP_DAYS = 7
+
+
+def _runup_days(sd: StoreDay, choice: BaselineChoice, present: Collection[date]) -> list[date]:
+    if sd.baseline is not None or choice.method != "comparable_weekdays":
+        return []
+    shaped = set(sd.shaped_days)
+    if sd.day not in shaped:
+        return []
+    # the run-up only: an aftermath's earlier days are the festival's own peak days
+    w = next((p for p in sd.phases if sd.day in p and p.phase != "returns_window"), None)
+    if w is None or w.phase == "main":
+        return []
+    earlier = sorted(
+        d
+        for d in present
+        if w.start <= d < sd.day and d in shaped and d not in sd.context
+    )[-RUNUP_DAYS:]
+    return earlier if len(earlier) >= RUNUP_MIN_DAYS else []
+
+
+def _uplift(
+    series: Mapping[date, Mapping[str, float]],
+    runup: Sequence[date],
+    metric: str,
+    base: float | None,
+    bench: Mapping[date, Mapping[str, float]],
+    market_base: float | None,
+) -> float:
+    """The phase's uplift of a metric so far (the median of its earlier days over the
+    comparable baseline), net of the market's (its days over the market's baseline)."""
+    if not runup or not base:
+        return 1.0
+    own = [v / base for d in runup if (v := _with_ratios(series.get(d, {})).get(metric))]
+    if len(own) < RUNUP_MIN_DAYS:
+        return 1.0
+    f = float(np.median(own))
+    if market_base:
+        mkt = [m / market_base for d in runup if (m := bench.get(d, {}).get(metric))]
+        if len(mkt) >= RUNUP_MIN_DAYS:
+            f /= float(np.median(mkt))
+    return f if f > 0 else 1.0
+
+
 def diagnose_store_day(sd: StoreDay) -> Report:
     if not len(sd.series):
         raise InputError("no metric rows")
@@ -555,6 +605,16 @@ def diagnose_store_day(sd: StoreDay) -> Report:
     wanted = list(choice.days)
     today = _with_ratios(all_.get(day, {}))
     bench = {d: dict(v) for d, v in sd.benchmark.items()}
+    runup = _runup_days(sd, choice, {d for d, v in all_.items() if v})
+
+    def market_base(metric: str) -> float | None:
+        return baseline_from("trailing_7d", wanted, _metric_series(bench, metric)).value
+
+    def base_of(series: Mapping[date, Mapping[str, float]], metric: str) -> float | None:
+        b = _base(series, wanted, metric)
+        if runup and b is not None:
+            b *= _uplift(series, runup, metric, b, bench, market_base(metric))
+        return b
     context = day in set(sd.context_days)
 
     facts: dict[str, float | None] = {}
@@ -569,7 +629,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
     for metric in KPI_METRICS:
         if metric not in today:
             continue
-        b = _base(all_, wanted, metric)
+        b = base_of(all_, metric)
         mv = bench.get(day, {}).get(metric)
         # the market posts its ratios (ingest derives them from its parts): a median of them
         mb = (
@@ -647,7 +707,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
         for metric in SCOPE_METRICS:
             if metric not in cur:
                 continue
-            base = _base(ser, wanted, metric)
+            base = base_of(ser, metric)
             c = compare(cur[metric], base).change
             mk = facts.get(f"mkt.{metric}")
             rel = None if c is None else ((1 + c) / (1 + mk) - 1 if mk is not None else c)
@@ -656,7 +716,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
             if metric == "gmv" and base is not None:
                 facts[f"delta.gmv.{scope}"] = round(cur[metric] - base, 2)
             if metric == "visitors" and base is not None:
-                base_all = _base(all_, wanted, "visitors")
+                base_all = base_of(all_, "visitors")
                 # the scope's share of the store's traffic on the baseline's days: a channel
                 # of a few dozen visitors losing 40% is noise, not an owner's problem
                 facts[f"share.visitors.{scope}"] = base / base_all if base_all else None
