@@ -547,9 +547,7 @@ def _runup_days(sd: StoreDay, choice: BaselineChoice, present: Collection[date])
     if w is None or w.phase == "main":
         return []
     earlier = sorted(
-        d
-        for d in present
-        if w.start <= d < sd.day and d in shaped and d not in sd.context
+        d for d in present if w.start <= d < sd.day and d in shaped and d not in sd.context
     )[-RUNUP_DAYS:]
     return earlier if len(earlier) >= RUNUP_MIN_DAYS else []
 
@@ -615,6 +613,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
         if runup and b is not None:
             b *= _uplift(series, runup, metric, b, bench, market_base(metric))
         return b
+
     context = day in set(sd.context_days)
 
     facts: dict[str, float | None] = {}
