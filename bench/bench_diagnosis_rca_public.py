@@ -10,14 +10,13 @@ time per case in-process for each, in the same run. The published anchors on the
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from bench.rca_anchors import numerator_moved_most, riskloc, squeeze
 from bench.rca_public_data import Element, PublicCase, data_dir, load_b0, load_rs, require
+from bench.report import report
 from services.diagnosis.engine.rootcause import localize
 
 Method = Callable[[PublicCase], list[Element]]
@@ -127,29 +126,21 @@ def main() -> int:
     )
     rs_times = ", ".join(f"{n} {t * 1000:.2f} ms" for n, (_, t) in rs_res.items())
     results.append(("rca public, RS mean time per case", "(reported)", "", True, rs_times))
-    ok = True
-    lines = []
-    for name, target, measured, passed, note in results:
-        ok &= passed
-        res = "pass" if passed else "MISS"
-        print(f"{name}: target {target}, measured {measured}, {res} ({note})")
-        lines.append(f"| {name} | {target} | {measured} | {res} | {note} |")
-    out = Path(os.environ.get("BENCH_OUT", "var/bench/bench_diagnosis_rca_public.md"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    header = [
-        "## Diagnosis: root cause on public data",
-        "",
-        "Development splits of Squeeze's B0 and RobustSpot's RS (../shared/data/README.md);",
-        "micro-F1 with exact element match. RiskLoc and Squeeze are written here from their papers",
-        "with the details checked against the public code of RiskLoc's author (bench/rca_anchors.py;",
-        "on RS on the derived measure, as published), run on the same cases in the same run; the",
-        "published figures (their authors' code) are quoted beside them.",
-        "",
-        "| benchmark | target | measured | result | baseline / note |",
-        "|---|---|---|---|---|",
-    ]
-    out.write_text("\n".join(header + lines) + "\n")
-    return 0 if ok else 1
+    return report(
+        "bench_diagnosis_rca_public",
+        "Diagnosis: root cause on public data",
+        [
+            "Development splits of Squeeze's B0 and RobustSpot's RS (../shared/data/README.md);",
+            "micro-F1 with exact element match. RiskLoc and Squeeze are written here from their "
+            "papers",
+            "with the details checked against the public code of RiskLoc's author "
+            "(bench/rca_anchors.py;",
+            "on RS on the derived measure, as published), run on the same cases in the same run; "
+            "the",
+            "published figures (their authors' code) are quoted beside them.",
+        ],
+        results,
+    )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from bench.bench_ingest import KEY, H, pg_database
+from bench.report import report
 from services.diagnosis.engine.columns import Frame, SeriesColumns
 from services.diagnosis.engine.diagnose import _aggregate, _Grains
 from services.ingest.main import create_app
@@ -206,29 +207,16 @@ async def main() -> int:
             f"mixed {e_mixed * 1000:.0f} ms, single grain {e_single * 1000:.0f} ms",
         )
     )
-    ok = True
-    lines = []
-    for name, target, measured, passed, note in results:
-        ok &= passed
-        print(
-            f"{name}: target {target}, measured {measured}, {'pass' if passed else 'MISS'} ({note})"
-        )
-        lines.append(
-            f"| {name} | {target} | {measured} | {'pass' if passed else 'MISS'} | {note} |"
-        )
-    out = Path(os.environ.get("BENCH_OUT", "var/bench/bench_grains.md"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    header = [
-        "## Levels of detail",
-        "",
-        "A store's 30 days read back as store totals (visitors, buyers, gmv, cvr, aov) through "
-        "the API; the same 120,000 rows in one grain or six (docs/ingest.md, Levels of detail).",
-        "",
-        "| benchmark | target | measured | result | baseline / note |",
-        "|---|---|---|---|---|",
-    ]
-    out.write_text("\n".join(header + lines) + "\n")
-    return 0 if ok else 1
+    return report(
+        "bench_grains",
+        "Levels of detail",
+        [
+            "A store's 30 days read back as store totals (visitors, buyers, gmv, cvr, aov) "
+            "through the API; the same 120,000 rows in one grain or six (docs/ingest.md, "
+            "Levels of detail)."
+        ],
+        results,
+    )
 
 
 if __name__ == "__main__":
