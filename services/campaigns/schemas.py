@@ -116,6 +116,9 @@ class PhaseOut(BaseModel):
     name: str
     start: dt.date
     end: dt.date
+    kind: str | None = Field(
+        default=None, description="selling, cutoff (a deadline), pause (no selling), after_sale"
+    )
 
 
 class Conflict(BaseModel):
@@ -185,11 +188,19 @@ class FestivalOut(BaseModel):
     start: dt.date
     end: dt.date
     phases: list[PhaseOut]
+    source: str | None = Field(default=None, description="where the date comes from")
+    provisional: bool = Field(
+        default=False, description="an estimate: the official schedule is not out"
+    )
+    platforms: list[str] = Field(default_factory=list, description="whose festival it is")
 
 
 class HolidayOut(BaseModel):
     date: dt.date
     name: str
+    provisional: bool = Field(
+        default=False, description="the official schedule of the year is not published yet"
+    )
 
 
 class CalendarOut(BaseModel):
@@ -200,6 +211,11 @@ class CalendarOut(BaseModel):
     holidays: list[HolidayOut]
     working_weekends: list[dt.date] = Field(description="official make-up working days")
     off_days: list[dt.date] = Field(description="non-working days of the (tenant's) calendar")
+    provisional_years: list[int] = Field(
+        default_factory=list,
+        description="years whose official holiday and make-up-day schedule is not published: "
+        "their holidays are estimates and their working weekends unknown",
+    )
 
 
 class CalendarSettingsIn(_In):

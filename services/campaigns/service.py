@@ -55,12 +55,16 @@ from shared.calendar import (
     Occurrence,
     WorkDays,
     WorkingCalendar,
+    festival_markets,
     festivals_between,
+    has_public_holidays,
     is_market,
     known_keys,
+    markets_of,
     makeup_working_days,
     next_occurrence,
     parse_definitions,
+    provisional_years,
     public_holidays,
 )
 from shared.errors import Conflict as ConflictError
@@ -123,6 +127,7 @@ async def on_store_event(session: AsyncSession, event: StoreRegisteredV1 | Store
             "market": event.market,
             "currency": event.currency,
             "status": event.status,
+            "platform": event.platform,
             "as_of": event.occurred_at,
         },
     )
@@ -162,25 +167,45 @@ async def get_calendar(
     session: AsyncSession, principal: Principal, market: str, start: dt.date, end: dt.date
 ) -> CalendarOut:
     market = market.upper()
-    if not is_market(market):
-        raise _invalid(["query", "market"], "an ISO 3166-1 alpha-2 code, e.g. CN, US, DE")
     if end < start:
         raise _invalid(["query", "end"], "end is before start")
     if (end - start).days > MAX_CALENDAR_DAYS:
         raise _invalid(["query", "end"], f"at most {MAX_CALENDAR_DAYS} days at a time")
     tc = await tenant_calendar(session, principal.tenant_id)
+    _check_market(market, tc)
     cal = tc.working(market)
+    pending = set(provisional_years(market, start, end))
     return CalendarOut(
         market=market,
         start=start,
         end=end,
         festivals=[_festival_out(o) for o in festivals_between(market, start, end, tc.festivals)],
-        holidays=[HolidayOut(date=d, name=n) for d, n in public_holidays(market, start, end)],
+        holidays=[
+            HolidayOut(date=d, name=n, provisional=d.year in pending)
+            for d, n in public_holidays(market, start, end)
+        ],
         working_weekends=[
             d for d in makeup_working_days(market, start, end) if cal.is_working_day(d)
         ],
         off_days=cal.off_days(start, end),
+        provisional_years=sorted(pending),
     )
+
+
+def _check_market(market: str, tc: TenantCalendar) -> None:
+    """A market is a country the retail calendar has festivals for, or whose public holidays
+    the `holidays` package knows; anything else (XX, a typo) is refused with the real list."""
+    with_festivals = festival_markets(tc.festivals)
+    if is_market(market) and (market in with_festivals or has_public_holidays(market)):
+        return
+    err = _invalid(
+        ["query", "market"],
+        f"unknown market {market!r}: an ISO 3166-1 alpha-2 country code. Markets with "
+        f"shopping festivals: {', '.join(with_festivals)}; public holidays are known for the "
+        "other countries the `holidays` package supports",
+    )
+    err.extra["markets"] = with_festivals
+    raise err
 
 
 def _festival_out(o: Occurrence) -> FestivalOut:
@@ -190,7 +215,10 @@ def _festival_out(o: Occurrence) -> FestivalOut:
         date=o.date,
         start=o.start,
         end=o.end,
-        phases=[PhaseOut(name=p.name, start=p.start, end=p.end) for p in o.phases],
+        phases=[PhaseOut(name=p.name, start=p.start, end=p.end, kind=p.kind) for p in o.phases],
+        source=o.source,
+        provisional=o.provisional,
+        platforms=list(o.platforms),
     )
 
 
@@ -410,42 +438,82 @@ def _check_graph(tasks: Sequence[PlanTask], loc: list[Any]) -> None:
         raise err from exc
 
 
-def _phases(
-    occ: Occurrence | None, plan_start: dt.date, end: dt.date, event_date: dt.date | None
-) -> list[dict[str, Any]]:
+def _phases(occ: Occurrence | None, plan_start: dt.date, end: dt.date) -> list[dict[str, Any]]:
+    """The campaign's phases: preparation, the festival's selling phases and cut-offs, review.
+    A logistics pause and the returns window are the festival's, not the campaign's: nothing
+    of the plan sells in them."""
     if occ is None:
         return [{"name": "campaign", "start": plan_start.isoformat(), "end": end.isoformat()}]
-    festival = [p for p in occ.phases if p.start <= end and p.end >= plan_start]
+    selling_end = occ.selling_end
+    festival = [
+        p
+        for p in occ.phases
+        if p.kind in ("selling", "cutoff")
+        and p.start <= min(end, selling_end)
+        and p.end >= plan_start
+    ] or [occ.peak]
     out: list[dict[str, Any]] = []
-    first = min([occ.date, *(p.start for p in festival)])
+    first = min(p.start for p in festival)
     if plan_start < first:
         out.append(
             {
                 "name": "preparation",
+                "kind": "preparation",
                 "start": plan_start.isoformat(),
                 "end": (first - dt.timedelta(days=1)).isoformat(),
             }
         )
     for p in festival:
-        if p.name == "returns_window":
-            continue
         out.append(
             {
                 "name": p.name,
+                "kind": p.kind,
                 "start": max(p.start, plan_start).isoformat(),
                 "end": min(p.end, end).isoformat(),
             }
         )
-    main_end = max([occ.date, *(p.end for p in festival if p.name == "main")])
-    if end > main_end:
+    if end > selling_end:
         out.append(
             {
                 "name": "review",
-                "start": (main_end + dt.timedelta(days=1)).isoformat(),
+                "kind": "after_sale",
+                "start": (selling_end + dt.timedelta(days=1)).isoformat(),
                 "end": end.isoformat(),
             }
         )
     return out
+
+
+def _template_key(asked: str | None, platform: str | None) -> str:
+    """The template asked for, else the one the store's platform calls for."""
+    if asked is None or asked == templates.LEGACY_AUTO:
+        return templates.for_platform(platform)
+    return asked
+
+
+def _occurrence(
+    body: CampaignCreate, market: str, today: dt.date, tc: TenantCalendar
+) -> Occurrence:
+    assert body.event is not None
+    on_or_after = dt.date(body.year, 1, 1) if body.year else (body.start or today)
+    occ = next_occurrence(body.event, market, on_or_after, tc.festivals)
+    if occ is None:
+        here = known_keys(tc.festivals, market)
+        elsewhere = markets_of(body.event, tc.festivals)
+        if elsewhere and body.event not in here:
+            why = f"{body.event!r} is a festival of {', '.join(elsewhere)}, not of {market}"
+        elif elsewhere:
+            why = f"{body.event!r} has no date known from {on_or_after}"
+        else:
+            why = f"unknown event {body.event!r}"
+        err = _invalid(["body", "event"], f"{why}; {market}'s festivals: {', '.join(here)}")
+        err.extra["events"] = here
+        raise err
+    if occ.date < today:
+        raise _invalid(
+            ["body", "year"], f"{body.event} {occ.date.year} was on {occ.date}: it is over"
+        )
+    return occ
 
 
 async def create_campaign(
@@ -463,18 +531,7 @@ async def create_campaign(
     occ: Occurrence | None = None
     template_key: str | None = None
     if body.event is not None:
-        on_or_after = dt.date(body.year, 1, 1) if body.year else (body.start or today)
-        occ = next_occurrence(body.event, store.market, on_or_after, tc.festivals)
-        if occ is None:
-            raise _invalid(
-                ["body", "event"],
-                f"unknown event {body.event!r} for market {store.market}; known: "
-                + ", ".join(known_keys(tc.festivals)),
-            )
-        if occ.date < today:
-            raise _invalid(
-                ["body", "year"], f"{body.event} {occ.date.year} was on {occ.date}: it is over"
-            )
+        occ = _occurrence(body, store.market, today, tc)
     plan: list[PlanTask]
     if body.tasks is not None:
         plan = [
@@ -496,12 +553,13 @@ async def create_campaign(
     else:
         if occ is None:
             raise _invalid(["body", "tasks"], "give tasks, or an event with a template")
-        template_key = body.template or "mega_sale"
+        template_key = _template_key(body.template, store.platform)
         tpl = templates.load(template_key)
         if tpl is None:
             raise _invalid(
                 ["body", "template"],
-                f"unknown template {template_key!r}; known: {', '.join(templates.available())}",
+                f"unknown template {template_key!r}; known: {', '.join(templates.available())} "
+                f"(none: chosen from the store's platform, {store.platform or 'unknown'})",
             )
         plan = [
             PlanTask(
@@ -520,7 +578,10 @@ async def create_campaign(
         ]
     _check_graph(plan, ["body", "tasks"])
     if occ is not None:
-        deadline, inclusive = occ.date, False
+        # Preparation is due when the peak selling phase opens: the main day of most
+        # festivals, the new-year shopping weeks of the Spring Festival (its day is in the
+        # couriers' pause).
+        deadline, inclusive = templates.deadline(occ), False
     else:
         assert body.end is not None
         deadline, inclusive = body.end, True
@@ -537,8 +598,7 @@ async def create_campaign(
     start = fixed_start or computed.plan_start
     end = max(computed.end, body.end or computed.end)
     if occ is not None:
-        main = occ.phase("main")
-        end = max(end, main.end if main else occ.date)
+        end = max(end, occ.selling_end)
     now = _now()
     campaign_id = str(uuid.uuid4())
     values = {
@@ -556,7 +616,7 @@ async def create_campaign(
         "status": "planned",
         "budget": body.budget,
         "currency": store.currency if body.budget is not None else None,
-        "phases": _phases(occ, start, end, occ.date if occ else None),
+        "phases": _phases(occ, start, end),
         "capacities": dict(body.capacities),
         "sequence": 0,
         "created_at": now,

@@ -55,3 +55,10 @@ def regions_of(market: str) -> set[str]:
 
 def is_market(value: str) -> bool:
     return len(value) == 2 and value.isalpha() and value.isupper()
+
+
+def has_public_holidays(market: str) -> bool:
+    """Whether the `holidays` package knows the country's public holidays."""
+    import holidays
+
+    return market.upper() in holidays.list_supported_countries()

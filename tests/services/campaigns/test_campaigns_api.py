@@ -44,6 +44,7 @@ async def keys(campaigns: Harness) -> dict[str, dict[str, str]]:
         market="CN",
         timezone="Asia/Shanghai",
         currency="CNY",
+        platform="taobao",
     )
     other = await campaigns_tenant(campaigns, "rival", ["rival-shop"])
     k["rival"] = other["admin"]
@@ -74,7 +75,7 @@ async def test_event_and_template_schedule_backwards_on_working_days(
     c = await create_d11(campaigns, keys)
     tasks = by_id(c)
     assert set(tasks) == TEMPLATE_IDS
-    assert c["event_date"] == "2027-11-11" and c["template"] == "mega_sale"
+    assert c["event_date"] == "2027-11-11" and c["template"] == "marketplace"
     # Milestones pinned to the festival: warm-up, the late-October pre-sale, the main day.
     assert tasks["main_day"]["start"] == "2027-11-11"
     assert tasks["warm_up"]["start"] == "2027-10-11"

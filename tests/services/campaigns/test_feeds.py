@@ -28,6 +28,7 @@ async def test_feed_contents_uids_and_sequence(campaigns: Harness, keys: Any) ->
         headers=keys["operator"],
     )
     cid = r.json()["id"]
+    n_tasks = len(r.json()["tasks"])
     r = await c.post("/v1/stores/us-shop/calendar-token", headers=keys["operator"])
     assert r.status_code == 201
     token = r.json()["token"]
@@ -37,7 +38,7 @@ async def test_feed_contents_uids_and_sequence(campaigns: Harness, keys: Any) ->
     first = events(r.content)
     assert f"campaign-{cid}@storeops" in first
     tasks = {u for u in first if u.startswith(f"task-{cid}-")}
-    assert len(tasks) == 15
+    assert len(tasks) == n_tasks
     bf = first["festival-black_friday-2027-11-26-US@storeops"]
     assert str(bf["SUMMARY"]) == "Black Friday"
     main = first[f"task-{cid}-main_day@storeops"]
