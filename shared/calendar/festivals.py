@@ -278,7 +278,9 @@ def _dated(rule: Any, year: int) -> list[DatedRule]:
         if rule.fallback is None:
             return []
         return [
-            DatedRule(d, "estimate: not announced for this year, computed by the fallback rule", True)
+            DatedRule(
+                d, "estimate: not announced for this year, computed by the fallback rule", True
+            )
             for d in _dates_of(rule.fallback, year)
         ]
     return [DatedRule(d) for d in _dates_of(rule, year)]
@@ -373,9 +375,7 @@ def next_occurrence(
 
 def known_keys(overrides: Iterable[FestivalDef] = (), market: str | None = None) -> list[str]:
     """Festival keys, all of them or those that apply to one market."""
-    return sorted(
-        f.key for f in definitions(overrides) if market is None or applies_to(f, market)
-    )
+    return sorted(f.key for f in definitions(overrides) if market is None or applies_to(f, market))
 
 
 def festival_markets(overrides: Iterable[FestivalDef] = ()) -> list[str]:

@@ -48,7 +48,7 @@ async def test_feed_contents_uids_and_sequence(campaigns: Harness, keys: Any) ->
     # A move raises SEQUENCE of what changed, and only of that; UIDs stay.
     r = await c.patch(
         f"/v1/campaigns/{cid}/tasks/slot_booking",
-        json={"start": "2027-10-28"},
+        json={"start": "2027-11-04"},
         headers=keys["operator"],
     )
     assert r.json()["moved"] == ["slot_booking"]
@@ -57,7 +57,7 @@ async def test_feed_contents_uids_and_sequence(campaigns: Harness, keys: Any) ->
     bumped = {u for u in second if int(second[u]["SEQUENCE"]) > int(first[u]["SEQUENCE"])}
     assert bumped == {f"task-{cid}-slot_booking@storeops", f"campaign-{cid}@storeops"}
     assert second[f"task-{cid}-slot_booking@storeops"].decoded("DTSTART").isoformat() == (
-        "2027-10-28"
+        "2027-11-04"
     )
 
 

@@ -37,7 +37,7 @@ async def test_calendar_endpoint(campaigns: Harness, keys: Any) -> None:
     assert d11["date"] == "2025-11-11"
     pre_sale = {"name": "pre_sale", "start": "2025-10-21", "end": "2025-11-10", "kind": "selling"}
     assert pre_sale in d11["phases"]
-    assert {"date": "2025-10-01", "name": "National Day"} in body["holidays"]
+    assert {"date": "2025-10-01", "name": "National Day", "provisional": False} in body["holidays"]
     assert "2025-10-11" in body["working_weekends"]  # make-up Saturday after Golden Week
     assert "2025-10-08" in body["off_days"] and "2025-10-11" not in body["off_days"]
     for q in (
