@@ -469,3 +469,13 @@ async def set_finding_campaign(session: AsyncSession, finding_id: str, campaign_
     await session.execute(
         FINDINGS.update().where(FINDINGS.c.finding_id == finding_id).values(campaign_id=campaign_id)
     )
+
+
+async def task_bookings(session: AsyncSession, campaign_id: str, task_id: str) -> Sequence[Any]:
+    return (
+        await session.execute(
+            select(BOOKINGS)
+            .where(BOOKINGS.c.campaign_id == campaign_id, BOOKINGS.c.task_id == task_id)
+            .order_by(BOOKINGS.c.day, BOOKINGS.c.created_at, BOOKINGS.c.id)
+        )
+    ).all()

@@ -26,6 +26,7 @@ from services.campaigns.schemas import (
     MoveResult,
     SlotCreate,
     SlotOut,
+    TaskBookingCreate,
     TaskMove,
 )
 from shared.app import ReadSession, UoW
@@ -139,6 +140,31 @@ async def book(slot_id: str, body: BookingCreate, principal: Operator, uow: UoW)
     # queries per booking under load).
     await uow.session.commit()
     return out
+
+
+@router.post(
+    "/campaigns/{campaign_id}/tasks/{task_id}/bookings",
+    status_code=201,
+    response_model=BookingOut,
+    tags=["slots"],
+)
+async def book_from_task(
+    campaign_id: str, task_id: str, body: TaskBookingCreate, principal: Operator, uow: UoW
+) -> BookingOut:
+    out = await service.book_from_task(uow.session, principal, campaign_id, task_id, body)
+    await uow.session.commit()  # stages no event
+    return out
+
+
+@router.get(
+    "/campaigns/{campaign_id}/tasks/{task_id}/bookings",
+    response_model=list[BookingOut],
+    tags=["slots"],
+)
+async def task_bookings(
+    campaign_id: str, task_id: str, principal: Viewer, session: ReadSession
+) -> list[BookingOut]:
+    return await service.task_bookings(session, principal, campaign_id, task_id)
 
 
 @router.get("/slots/{slot_id}/bookings", response_model=list[BookingOut], tags=["slots"])

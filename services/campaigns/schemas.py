@@ -262,7 +262,28 @@ class SlotOut(BaseModel):
 class BookingCreate(_In):
     store_id: str = Field(min_length=1, max_length=128)
     day: dt.date
-    tier: Slug = "silver"
+    # Required: stores carry no registered tier here, and a missing tier used to become
+    # "silver" silently. Optional in the schema so the refusal names the slot's tiers.
+    tier: Slug | None = Field(default=None, description="one of the slot's tier_order")
+    priority: int = Field(default=0, ge=0, le=1000)
+    campaign_id: str | None = Field(
+        default=None, max_length=36, description="the plan the booking is for (with task_id)"
+    )
+    task_id: TaskId | None = Field(default=None, description="the plan's slot-booking task")
+
+    @model_validator(mode="after")
+    def _pair(self) -> BookingCreate:
+        if (self.campaign_id is None) != (self.task_id is None):
+            raise ValueError("give campaign_id and task_id together")
+        return self
+
+
+class TaskBookingCreate(_In):
+    """A booking made from a plan's task: the store is the campaign's."""
+
+    slot_id: str = Field(min_length=1, max_length=36)
+    day: dt.date
+    tier: Slug | None = Field(default=None, description="one of the slot's tier_order")
     priority: int = Field(default=0, ge=0, le=1000)
 
 
@@ -274,6 +295,8 @@ class BookingOut(BaseModel):
     tier: str
     priority: int
     allocation_id: str | None = None
+    campaign_id: str | None = None
+    task_id: str | None = None
 
 
 class AllocationRequestIn(_In):
@@ -294,6 +317,9 @@ class OutcomeOut(BaseModel):
     wanted: int
     granted: int
     reasons: list[str]
+    explanation: str | None = Field(
+        default=None, description="what the store asked for, got and why, told to that store"
+    )
 
 
 class AllocationOut(BaseModel):
@@ -309,6 +335,7 @@ class ExplainOut(BaseModel):
     granted: int
     wanted: int
     outcomes: list[OutcomeOut]
+    summary: str = ""
 
 
 class FeedTokenOut(BaseModel):

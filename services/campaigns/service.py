@@ -45,6 +45,7 @@ from services.campaigns.schemas import (
     SlotCreate,
     SlotOut,
     SlotRules,
+    TaskBookingCreate,
     TaskMove,
     TaskOut,
 )
@@ -1261,6 +1262,17 @@ async def book(
     await _store(session, principal, body.store_id)
     today = today or _today()
     rules = _rules(slot)
+    if body.campaign_id is not None and body.task_id is not None:
+        await _booking_task(
+            session, principal, body.store_id, body.campaign_id, body.task_id, body.day
+        )
+    if body.tier is None:
+        # Stores carry no registered tier in this service: refuse rather than guess one.
+        raise _invalid(
+            ["body", "tier"],
+            f"give the tier store {body.store_id!r} books as: one of the slot's tiers "
+            f"{', '.join(rules.tier_order)} (stores have no registered tier to take it from)",
+        )
     if not rules.in_window(body.day, today):
         raise _invalid(
             ["body", "day"],
@@ -1276,8 +1288,9 @@ async def book(
     if not await repo.take_store_unit(session, slot.id, body.day, body.store_id, limit):
         alternatives = await _alternatives(session, principal, slot, body.day, today)
         raise ConflictError(
-            f"store {body.store_id!r} holds its maximum share of {slot.name!r} on {body.day} "
-            f"({limit} of {slot.capacity})",
+            f"store {body.store_id!r} already holds its maximum share (the most one store may have) of "
+            f"{slot.name!r} on {body.day} ({limit} of {slot.capacity} units a day); the "
+            "alternatives list other days and slots with room",
             alternatives=alternatives,
         )
     values = {
@@ -1289,14 +1302,100 @@ async def book(
         "tier": body.tier,
         "priority": body.priority,
         "allocation_id": None,
+        "campaign_id": body.campaign_id,
+        "task_id": body.task_id,
         "created_at": _now(),
     }
     await repo.insert_bookings(session, [values])
     # The contended row last: its lock is held only from this statement to the commit.
     if not await repo.take_unit(session, slot.id, body.day, slot.capacity):
         alternatives = await _alternatives(session, principal, slot, body.day, today)
-        raise ConflictError(f"slot {slot.name!r} is full on {body.day}", alternatives=alternatives)
+        raise ConflictError(
+            f"slot {slot.name!r} is full on {body.day}: store {body.store_id!r} can take one "
+            "of the alternatives",
+            alternatives=alternatives,
+        )
     return BookingOut(**{k: v for k, v in values.items() if k in BookingOut.model_fields})
+
+
+async def _booking_task(
+    session: AsyncSession,
+    principal: Principal,
+    store_id: str,
+    campaign_id: str,
+    task_id: str,
+    day: dt.date,
+) -> Any:
+    """The plan task a booking is made from: of the booking's store, on a day of the plan."""
+    row = await repo.get_campaign(session, principal.tenant_id, campaign_id)
+    if row is None or not principal.can_see_store(row.store_id):
+        raise NotFound(f"Campaign {campaign_id!r} not found")
+    if row.store_id != store_id:
+        raise _invalid(
+            ["body", "campaign_id"],
+            f"campaign {campaign_id!r} is store {row.store_id!r}'s, not {store_id!r}'s",
+        )
+    tasks = {t.task_id: t for t in await repo.tasks_of(session, campaign_id)}
+    if task_id not in tasks:
+        raise NotFound(f"Task {task_id!r} not found in campaign {campaign_id}")
+    if not row.start <= day <= row.end:
+        raise _invalid(
+            ["body", "day"],
+            f"{day} is outside campaign {row.name!r} ({row.start} - {row.end}): a slot booked "
+            "from its plan runs during it",
+        )
+    return tasks[task_id]
+
+
+async def book_from_task(
+    session: AsyncSession,
+    principal: Principal,
+    campaign_id: str,
+    task_id: str,
+    body: TaskBookingCreate,
+    *,
+    today: dt.date | None = None,
+) -> BookingOut:
+    """A booking made from the plan's "Book promotion slots" task: the store is the
+    campaign's, and the booking stays linked to the task."""
+    row = await _visible(session, principal, campaign_id)
+    return await book(
+        session,
+        principal,
+        body.slot_id,
+        BookingCreate(
+            store_id=row.store_id,
+            day=body.day,
+            tier=body.tier,
+            priority=body.priority,
+            campaign_id=campaign_id,
+            task_id=task_id,
+        ),
+        today=today,
+    )
+
+
+async def task_bookings(
+    session: AsyncSession, principal: Principal, campaign_id: str, task_id: str
+) -> list[BookingOut]:
+    row = await _visible(session, principal, campaign_id)
+    if task_id not in {t.task_id for t in await repo.tasks_of(session, row.id)}:
+        raise NotFound(f"Task {task_id!r} not found in campaign {campaign_id}")
+    return [_booking_out(r) for r in await repo.task_bookings(session, row.id, task_id)]
+
+
+def _booking_out(r: Any) -> BookingOut:
+    return BookingOut(
+        id=r.id,
+        slot_id=r.slot_id,
+        store_id=r.store_id,
+        day=r.day,
+        tier=r.tier,
+        priority=r.priority,
+        allocation_id=r.allocation_id,
+        campaign_id=r.campaign_id,
+        task_id=r.task_id,
+    )
 
 
 async def cancel_booking(
@@ -1318,19 +1417,7 @@ async def list_bookings(
             ["query", "end"], f"end is before start or more than {MAX_CALENDAR_DAYS} days on"
         )
     rows = await repo.list_bookings(session, principal.tenant_id, slot.id, start, end)
-    return [
-        BookingOut(
-            id=r.id,
-            slot_id=r.slot_id,
-            store_id=r.store_id,
-            day=r.day,
-            tier=r.tier,
-            priority=r.priority,
-            allocation_id=r.allocation_id,
-        )
-        for r in rows
-        if principal.can_see_store(r.store_id)
-    ]
+    return [_booking_out(r) for r in rows if principal.can_see_store(r.store_id)]
 
 
 async def allocate_period(
@@ -1427,12 +1514,33 @@ async def explain(
     ]
     if not mine:
         raise NotFound(f"Store {store_id!r} took no part in allocation {run_id}")
+    asked = next(r for r in run.request["requests"] if r["store_id"] == store_id)
+    rules = _rules(slot)
+    for o in mine:
+        o.explanation = allocation.explain_for_store(
+            slot=slot.name,
+            day=o.day,
+            wanted=o.wanted,
+            granted=o.granted,
+            tier=asked["tier"],
+            priority=asked.get("priority", 0),
+            reasons=o.reasons,
+            rules=rules,
+        )
+    granted, wanted = sum(o.granted for o in mine), sum(o.wanted for o in mine)
+    short = [o.day.isoformat() for o in mine if o.granted < o.wanted]
+    summary = (
+        f"Store {store_id!r} (tier {asked['tier']}) asked for {wanted} units of {slot.name!r} "
+        f"and got {granted}"
+        + (f"; short on {', '.join(short)}: see each day's explanation." if short else ".")
+    )
     return ExplainOut(
         allocation_id=run_id,
         store_id=store_id,
-        granted=sum(o.granted for o in mine),
-        wanted=sum(o.wanted for o in mine),
+        granted=granted,
+        wanted=wanted,
         outcomes=mine,
+        summary=summary,
     )
 
 
