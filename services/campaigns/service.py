@@ -1288,7 +1288,7 @@ async def book(
     if not await repo.take_store_unit(session, slot.id, body.day, body.store_id, limit):
         alternatives = await _alternatives(session, principal, slot, body.day, today)
         raise ConflictError(
-            f"store {body.store_id!r} already holds its maximum share (the most one store may have) of "
+            f"store {body.store_id!r} already holds its maximum share of "
             f"{slot.name!r} on {body.day} ({limit} of {slot.capacity} units a day); the "
             "alternatives list other days and slots with room",
             alternatives=alternatives,
