@@ -342,3 +342,10 @@ class FeedTokenOut(BaseModel):
     store_id: str
     token: str
     url: str
+
+
+class TeamFeedTokenOut(BaseModel):
+    owner_role: str | None = Field(description="the owner role whose tasks it shows; null: all")
+    stores: list[str] | None = Field(description="the stores it covers; null: all the tenant's")
+    token: str
+    url: str

@@ -48,6 +48,7 @@ from services.campaigns.schemas import (
     TaskBookingCreate,
     TaskMove,
     TaskOut,
+    TeamFeedTokenOut,
 )
 from shared.auth import Principal
 from shared.calendar import (
@@ -1594,14 +1595,89 @@ async def feed(
     tc = await tenant_calendar(session, row.tenant_id)
     campaigns = await repo.store_campaigns(session, row.tenant_id, store_id)
     tasks = await repo.tasks_of_many(session, [c.id for c in campaigns])
-    lo = min([today - dt.timedelta(days=30), *(c.start for c in campaigns)])
-    hi = max([today + dt.timedelta(days=365), *(c.end for c in campaigns)])
+    lo, hi = _feed_span(today, campaigns)
     festivals = festivals_between(store.market, lo, hi, tc.festivals)
     return ics.build(
-        store_id=store_id,
-        store_name=store.name,
-        market=store.market,
+        title=f"{store.name}: festivals and campaigns",
+        festivals=[(store.market, f) for f in festivals],
+        campaigns=campaigns,
+        tasks=tasks,
+    )
+
+
+def _feed_span(today: dt.date, campaigns: Sequence[Any]) -> tuple[dt.date, dt.date]:
+    lo = min([today - dt.timedelta(days=30), *(c.start for c in campaigns)])
+    hi = max([today + dt.timedelta(days=365), *(c.end for c in campaigns)])
+    return lo, hi
+
+
+TEAM_ALL = ""  # owner_role of the tenant feed with every role
+
+
+async def rotate_team_feed_token(
+    session: AsyncSession, principal: Principal, owner_role: str | None
+) -> TeamFeedTokenOut:
+    """Issue (or rotate) the tenant's feed across stores, for every role or one owner role.
+    The feed covers the stores the issuing key sees: a scoped key's feed never shows more."""
+    token = FEED_PREFIX + secrets.token_urlsafe(32)
+    scope = sorted(principal.store_ids) if principal.store_ids is not None else None
+    await repo.put_team_feed_token(
+        session,
+        {
+            "tenant_id": principal.tenant_id,
+            "owner_role": owner_role or TEAM_ALL,
+            "token_hash": _hash(token),
+            "store_ids": scope,
+            "created_at": _now(),
+            "revoked_at": None,
+        },
+    )
+    return TeamFeedTokenOut(
+        owner_role=owner_role, stores=scope, token=token, url=f"/v1/calendar.ics?token={token}"
+    )
+
+
+async def revoke_team_feed_token(
+    session: AsyncSession, principal: Principal, owner_role: str | None
+) -> None:
+    if not await repo.revoke_team_feed(
+        session, principal.tenant_id, owner_role or TEAM_ALL, _now()
+    ):
+        what = f"owner role {owner_role!r}" if owner_role else "the whole team"
+        raise NotFound(f"No active calendar feed for {what}")
+
+
+async def team_feed(
+    session: AsyncSession, token: str | None, *, today: dt.date | None = None
+) -> bytes:
+    """One feed for the tenant's stores (or one owner role's tasks across them)."""
+    from services.campaigns.planning import ics
+
+    if not token or len(token) > 200:
+        raise Unauthorized("Give the feed's token: ?token=...")
+    row = await repo.team_feed_by_hash(session, _hash(token))
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("The feed token is not valid or has been revoked")
+    today = today or _today()
+    stores = await repo.tenant_stores(session, row.tenant_id, row.store_ids)
+    names = {s.store_id: s.name for s in stores}
+    tc = await tenant_calendar(session, row.tenant_id)
+    campaigns = await repo.tenant_campaigns(session, row.tenant_id, list(names))
+    tasks = await repo.tasks_of_many(session, [c.id for c in campaigns])
+    if row.owner_role != TEAM_ALL:
+        tasks = [t for t in tasks if t.owner_role == row.owner_role]
+    lo, hi = _feed_span(today, campaigns)
+    festivals = [
+        (m, f)
+        for m in sorted({s.market for s in stores})
+        for f in festivals_between(m, lo, hi, tc.festivals)
+    ]
+    who = f"{row.owner_role} tasks" if row.owner_role != TEAM_ALL else "festivals and campaigns"
+    return ics.build(
+        title=f"{row.tenant_id}: {who} across {len(stores)} stores",
         festivals=festivals,
         campaigns=campaigns,
         tasks=tasks,
+        store_names=names,
+        role_feed=row.owner_role != TEAM_ALL,
     )
