@@ -893,24 +893,49 @@ async def get_campaign(
     return _campaign_out(row, tasks, deps, computed.conflicts)
 
 
-# Which status may follow which: a finished or cancelled campaign stays so.
+# Which status may follow which: a finished or cancelled campaign stays so; a campaign set
+# running by mistake can be set back to planned.
 TRANSITIONS = {
     "draft": {"planned", "cancelled"},
     "planned": {"running", "cancelled", "draft"},
-    "running": {"done", "cancelled"},
+    "running": {"done", "cancelled", "planned"},
     "done": set(),
     "cancelled": set(),
 }
 
 
+def _status_allowed(row: Any, status: str, today: dt.date) -> None:
+    """The dates must allow a status: a campaign runs once its plan has started, and is done
+    once its selling has begun (the peak, or the end of a campaign without an event)."""
+    if status not in TRANSITIONS[row.status]:
+        raise ConflictError(
+            f"a {row.status} campaign cannot become {status}; from {row.status}: "
+            + (", ".join(sorted(TRANSITIONS[row.status])) or "nothing")
+        )
+    if status == "running" and today < row.start:
+        raise ConflictError(
+            f"campaign {row.name!r} starts on {row.start}: it cannot be running on {today}"
+        )
+    if status == "done":
+        selling = row.deadline if row.event is not None else row.end
+        if today < selling:
+            raise ConflictError(
+                f"campaign {row.name!r} sells from {selling}: it cannot be done on {today}"
+            )
+
+
 async def update_campaign(
-    session: AsyncSession, principal: Principal, campaign_id: str, body: CampaignUpdate
+    session: AsyncSession,
+    principal: Principal,
+    campaign_id: str,
+    body: CampaignUpdate,
+    *,
+    today: dt.date | None = None,
 ) -> CampaignOut:
     row = await _visible(session, principal, campaign_id)
     values: dict[str, Any] = {}
     if body.status is not None and body.status != row.status:
-        if body.status not in TRANSITIONS[row.status]:
-            raise ConflictError(f"a {row.status} campaign cannot become {body.status}")
+        _status_allowed(row, body.status, today or _today())
         values["status"] = body.status
     if body.name is not None:
         values["name"] = body.name
