@@ -176,6 +176,11 @@ class GanttOut(BaseModel):
     off_days: list[dt.date]
     holidays: list[dict[str, Any]]
     conflicts: list[Conflict]
+    dependencies: list[dict[str, Any]] = Field(
+        default_factory=list, description="arrows: {from, to, type, lag}"
+    )
+    late: list[str] = Field(default_factory=list, description="tasks with negative slack")
+    conflicting: list[str] = Field(default_factory=list, description="tasks in a conflict")
 
 
 # ---- calendar -----------------------------------------------------------------------------

@@ -1020,6 +1020,16 @@ async def gantt_data(
     for t in sorted(c.tasks, key=lambda t: (t.start, t.due)):
         if t.owner_role not in lanes:
             lanes.append(t.owner_role)
+    phases = list(c.phases)
+    if c.event is not None and c.event_date is not None:
+        # The festival's logistics pause, for context: the plan sells around it, never in it.
+        occ = next_occurrence(c.event, c.market, c.event_date, tc.festivals)
+        for p in occ.phases if occ is not None else ():
+            if p.kind == "pause" and p.start <= hi and p.end >= lo:
+                phases.append(
+                    PhaseOut(name=p.name, start=max(p.start, lo), end=min(p.end, hi), kind="pause")
+                )
+    conflicting = sorted({x for k in c.conflicts for x in k.task_ids})
     return GanttOut(
         campaign_id=c.id,
         name=c.name,
@@ -1030,14 +1040,25 @@ async def gantt_data(
         critical_path=c.critical_path,
         tasks=c.tasks,
         milestones=[t.id for t in c.tasks if t.kind == "milestone"],
-        phases=c.phases,
+        phases=phases,
         off_days=cal.off_days(lo, hi),
         holidays=[{"date": d, "name": n} for d, n in public_holidays(c.market, lo, hi)],
         conflicts=c.conflicts,
+        dependencies=[
+            {"from": d.task_id, "to": t.id, "type": d.type, "lag": d.lag}
+            for t in c.tasks
+            for d in t.depends_on
+        ],
+        late=[t.id for t in c.tasks if t.slack < 0],
+        conflicting=conflicting,
     )
 
 
 def gantt_svg(g: GanttOut) -> str:
+    kinds: dict[str, list[str]] = {}
+    for k in g.conflicts:
+        for tid in k.task_ids:
+            kinds.setdefault(tid, []).append(k.type.replace("_", " "))
     return gantt.render(
         title=f"{g.name} ({g.start} - {g.end})",
         bars=[
@@ -1051,6 +1072,10 @@ def gantt_svg(g: GanttOut) -> str:
                 critical=t.critical,
                 slack=t.slack,
                 status=t.status,
+                late=t.slack < 0,
+                conflicts=tuple(sorted(set(kinds.get(t.id, [])) - {"late"})),
+                depends_on=tuple((d.task_id, d.type) for d in t.depends_on),
+                pinned=t.pinned,
             )
             for t in g.tasks
         ],
@@ -1060,6 +1085,7 @@ def gantt_svg(g: GanttOut) -> str:
         off_days=g.off_days,
         holidays=[(h["date"], h["name"]) for h in g.holidays],
         phases=[(p.name, p.start, p.end) for p in g.phases],
+        pauses=[p.name for p in g.phases if p.kind == "pause"],
     )
 
 
