@@ -52,6 +52,7 @@ from services.campaigns.schemas import (
 )
 from shared.auth import Principal
 from shared.calendar import (
+    ANY_PLATFORM,
     CalendarOverride,
     FestivalDef,
     Occurrence,
@@ -181,7 +182,10 @@ async def get_calendar(
         market=market,
         start=start,
         end=end,
-        festivals=[_festival_out(o) for o in festivals_between(market, start, end, tc.festivals)],
+        festivals=[
+            _festival_out(o)
+            for o in festivals_between(market, start, end, tc.festivals, ANY_PLATFORM)
+        ],
         holidays=[
             HolidayOut(date=d, name=n, provisional=d.year in pending)
             for d, n in public_holidays(market, start, end)
@@ -1647,7 +1651,7 @@ async def feed(
     campaigns = await repo.store_campaigns(session, row.tenant_id, store_id)
     tasks = await repo.tasks_of_many(session, [c.id for c in campaigns])
     lo, hi = _feed_span(today, campaigns)
-    festivals = festivals_between(store.market, lo, hi, tc.festivals)
+    festivals = festivals_between(store.market, lo, hi, tc.festivals, ANY_PLATFORM)
     return ics.build(
         title=f"{store.name}: festivals and campaigns",
         festivals=[(store.market, f) for f in festivals],
@@ -1721,7 +1725,7 @@ async def team_feed(
     festivals = [
         (m, f)
         for m in sorted({s.market for s in stores})
-        for f in festivals_between(m, lo, hi, tc.festivals)
+        for f in festivals_between(m, lo, hi, tc.festivals, ANY_PLATFORM)
     ]
     who = f"{row.owner_role} tasks" if row.owner_role != TEAM_ALL else "festivals and campaigns"
     return ics.build(

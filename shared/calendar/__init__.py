@@ -7,6 +7,7 @@ per market that campaign scheduling uses. Diagnosis reads it for context.
 
 from shared.calendar.context import DayContext, FestivalOnDay, day_context
 from shared.calendar.festivals import (
+    ANY_PLATFORM,
     FestivalDef,
     Occurrence,
     Phase,
@@ -31,6 +32,7 @@ from shared.calendar.working import (
 )
 
 __all__ = [
+    "ANY_PLATFORM",
     "CalendarOverride",
     "DayContext",
     "FestivalDef",

@@ -343,13 +343,27 @@ def applies_to(festival: FestivalDef, market: str) -> bool:
     return bool(regions_of(market) & {m.upper() for m in festival.markets})
 
 
+ANY_PLATFORM = "*"
+
+
 def festivals_between(
-    market: str, start: dt.date, end: dt.date, overrides: Iterable[FestivalDef] = ()
+    market: str,
+    start: dt.date,
+    end: dt.date,
+    overrides: Iterable[FestivalDef] = (),
+    platform: str | None = None,
 ) -> list[Occurrence]:
-    """Occurrences whose span (phases included) overlaps [start, end], by date then key."""
+    """Occurrences whose span (phases included) overlaps [start, end], by date then key.
+
+    A platform's own festival (Douyin's 818: `platforms` set) is listed for a store on that
+    platform, or for every platform with ANY_PLATFORM (a planning calendar); a reader that
+    gives no platform (diagnosis reading a store's market) gets the market-wide ones only, as
+    a Douyin festival does not move a Taobao store's traffic."""
     found = []
     for festival in definitions(overrides):
         if not applies_to(festival, market):
+            continue
+        if festival.platforms and platform != ANY_PLATFORM and platform not in festival.platforms:
             continue
         for year in range(start.year - 1, end.year + 2):
             for occ in occurrences(festival, year):

@@ -70,7 +70,7 @@ def test_provisional_where_the_date_is_an_estimate() -> None:
 
 
 def test_a_market_gets_only_its_own_festivals() -> None:
-    cn = {o.key for o in festivals_between("CN", D(2027, 1, 1), D(2027, 12, 31))}
+    cn = {o.key for o in festivals_between("CN", D(2027, 1, 1), D(2027, 12, 31), platform="*")}
     us = {o.key for o in festivals_between("US", D(2027, 1, 1), D(2027, 12, 31))}
     assert {"520", "qixi", "douyin_818"} <= cn and not {"july_4th", "halloween"} & cn
     assert {"july_4th", "labor_day_sales", "halloween", "prime_big_deal_days"} <= us
@@ -141,3 +141,12 @@ async def test_an_event_of_another_market_is_refused_with_this_markets_events(
         assert event not in problem["events"]
         assert {"black_friday", "prime_day", "july_4th"} <= set(problem["events"])
     assert await campaigns_counts(campaigns) == before
+
+
+def test_a_platforms_own_festival_shapes_only_that_platforms_reading() -> None:
+    span = (D(2027, 8, 1), D(2027, 8, 31))
+    market_wide = {o.key for o in festivals_between("CN", *span)}  # what diagnosis reads
+    assert "qixi" in market_wide and "douyin_818" not in market_wide
+    assert "douyin_818" in {o.key for o in festivals_between("CN", *span, platform="douyin")}
+    planning = festivals_between("CN", *span, platform="*")
+    assert next(o for o in planning if o.key == "douyin_818").platforms == ("douyin",)
