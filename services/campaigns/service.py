@@ -490,6 +490,20 @@ def _phases(occ: Occurrence | None, plan_start: dt.date, end: dt.date) -> list[d
     return out
 
 
+def _other_pauses(
+    occ: Occurrence, market: str, tc: TenantCalendar
+) -> list[tuple[dt.date, dt.date]]:
+    """Logistics pauses of the market's other festivals around an occurrence."""
+    lo, hi = occ.start - dt.timedelta(days=60), occ.end
+    return [
+        (p.start, p.end)
+        for o in festivals_between(market, lo, hi, tc.festivals, ANY_PLATFORM)
+        if o.key != occ.key
+        for p in o.phases
+        if p.kind == "pause"
+    ]
+
+
 def _template_key(asked: str | None, platform: str | None) -> str:
     """The template asked for, else the one the store's platform calls for."""
     if asked is None or asked == templates.LEGACY_AUTO:
@@ -538,6 +552,7 @@ async def create_campaign(
     template_key: str | None = None
     if body.event is not None:
         occ = _occurrence(body, store.market, today, tc)
+        occ = templates.around_pauses(occ, _other_pauses(occ, store.market, tc))
     plan: list[PlanTask]
     if body.tasks is not None:
         plan = [

@@ -13,7 +13,9 @@ are appended.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -261,6 +263,34 @@ def instantiate(template: Template, occ: Occurrence) -> list[TaskSpec]:
             )
         )
     return out + selling
+
+
+def around_pauses(occ: Occurrence, pauses: Sequence[tuple[dt.date, dt.date]]) -> Occurrence:
+    """The occurrence with its selling phases kept out of other festivals' logistics pauses in
+    the market (Valentine's Day 2027 in China: its gifting run-up falls in the Spring
+    Festival's courier pause, so only the day after it is left to sell on). A phase partly in
+    a pause keeps its part after the pause, else its part before; a phase wholly inside one is
+    dropped. Cut-offs, pauses and after-sale phases are left as they are."""
+    if not pauses:
+        return occ
+    kept: list[Phase] = []
+    for p in occ.phases:
+        if p.kind != "selling":
+            kept.append(p)
+            continue
+        start, end = p.start, p.end
+        for lo, hi in sorted(pauses):
+            if hi < start or lo > end:
+                continue
+            if hi < end:
+                start = max(start, hi + dt.timedelta(days=1))
+            elif lo > start:
+                end = min(end, lo - dt.timedelta(days=1))
+            else:
+                start, end = end + dt.timedelta(days=1), end  # wholly inside: nothing left
+        if start <= end:
+            kept.append(dataclasses.replace(p, start=start, end=end))
+    return dataclasses.replace(occ, phases=tuple(kept))
 
 
 def deadline(occ: Occurrence) -> dt.date:

@@ -139,3 +139,19 @@ def test_every_festival_gets_milestones_only_in_selling_phases_and_cutoffs() -> 
                         if p.kind in ("pause", "after_sale"):
                             assert not p.start <= s.pin <= p.end, (f.key, s, p)
                 assert templates.deadline(occ) in {s.pin for s in specs}
+
+
+async def test_another_festivals_logistics_pause_gets_no_selling_milestone(
+    campaigns: Harness, stores: Any
+) -> None:
+    """Valentine's Day 2027 in China falls the day after the Spring Festival's courier pause
+    (01-28..02-13): its gifting run-up would sell into the pause, so the plan sells on the day
+    only; in the US the run-up stays."""
+    cn = await plan(campaigns, "tmall-shop", "valentines_day", 2027, D(2026, 11, 2))
+    us = await plan(campaigns, "shopify-us", "valentines_day", 2027, D(2026, 11, 2))
+    for t in cn.tasks:
+        if t.kind == "milestone":
+            assert not D(2027, 1, 28) <= t.start <= D(2027, 2, 13), t
+    assert {t.id for t in cn.tasks if t.kind == "milestone"} >= {"main_day"}
+    assert "gifting" not in {t.id for t in cn.tasks}
+    assert next(t for t in us.tasks if t.id == "gifting").start == D(2027, 1, 31)
