@@ -552,7 +552,16 @@ async def create_campaign(
     template_key: str | None = None
     if body.event is not None:
         occ = _occurrence(body, store.market, today, tc)
-        occ = templates.around_pauses(occ, _other_pauses(occ, store.market, tc))
+        trimmed = templates.around_pauses(occ, _other_pauses(occ, store.market, tc))
+        if any(p.kind == "selling" for p in occ.phases) and not any(
+            p.kind == "selling" for p in trimmed.phases
+        ):
+            raise _invalid(
+                ["body", "event"],
+                f"every selling day of {occ.name} {occ.date.year} falls in a logistics pause "
+                f"in {store.market}: there is nothing to plan selling on",
+            )
+        occ = trimmed
     plan: list[PlanTask]
     if body.tasks is not None:
         plan = [
