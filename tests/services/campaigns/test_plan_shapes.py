@@ -155,3 +155,26 @@ async def test_another_festivals_logistics_pause_gets_no_selling_milestone(
     assert {t.id for t in cn.tasks if t.kind == "milestone"} >= {"main_day"}
     assert "gifting" not in {t.id for t in cn.tasks}
     assert next(t for t in us.tasks if t.id == "gifting").start == D(2027, 1, 31)
+
+
+async def test_a_festival_that_only_sells_inside_a_pause_is_refused(
+    campaigns: Harness, stores: Any
+) -> None:
+    c = campaigns.client
+    flash = {
+        "key": "lantern_flash",
+        "name": "Flash sale in the pause",
+        "markets": ["CN"],
+        "rule": {"type": "fixed", "month": 2, "day": 8},
+        "phases": [{"name": "main", "from": 0, "to": 1}],
+    }
+    r = await c.put(
+        "/v1/calendar/settings", json={"festivals": [flash]}, headers=stores["operator"]
+    )
+    assert r.status_code == 200, r.text
+    r = await c.post(
+        "/v1/stores/tmall-shop/campaigns",
+        json={"name": "x", "event": "lantern_flash", "year": 2027},
+        headers=stores["operator"],
+    )
+    assert r.status_code == 422 and "logistics pause" in r.json()["detail"]
