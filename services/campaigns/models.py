@@ -93,6 +93,9 @@ class CampaignTask(SQLModel, table=True):
     not_before: dt.date | None = Field(default=None, sa_column=Column(Date, nullable=True))
     start: dt.date = Field(sa_column=Column(Date, nullable=False))
     due: dt.date = Field(sa_column=Column(Date, nullable=False))
+    # The dates the task was first planned with: the Gantt's baseline-vs-current view.
+    baseline_start: dt.date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    baseline_due: dt.date | None = Field(default=None, sa_column=Column(Date, nullable=True))
     late_start: dt.date = Field(sa_column=Column(Date, nullable=False))
     late_finish: dt.date = Field(sa_column=Column(Date, nullable=False))
     slack: int = Field(sa_column=Column(Integer, nullable=False))

@@ -110,6 +110,8 @@ class TaskOut(BaseModel):
     copy_type: str | None = None
     pinned: bool
     source: str
+    baseline_start: dt.date | None = Field(default=None, description="as first planned")
+    baseline_due: dt.date | None = Field(default=None, description="as first planned")
 
 
 class PhaseOut(BaseModel):
@@ -180,6 +182,9 @@ class GanttOut(BaseModel):
         default_factory=list, description="arrows: {from, to, type, lag}"
     )
     late: list[str] = Field(default_factory=list, description="tasks with negative slack")
+    moved: list[str] = Field(
+        default_factory=list, description="tasks whose dates differ from their baseline"
+    )
     conflicting: list[str] = Field(default_factory=list, description="tasks in a conflict")
 
 

@@ -700,6 +700,8 @@ def _task_row(
         "due_notified": None,
         "sequence": 0,
         "updated_at": now,
+        "baseline_start": sched["start"],
+        "baseline_due": sched["due"],
         **sched,
     }
 
@@ -768,6 +770,8 @@ def _campaign_out(
             copy_type=t.copy_type,
             pinned=t.pin is not None,
             source=t.source,
+            baseline_start=t.baseline_start,
+            baseline_due=t.baseline_due,
         )
         for t in tasks
     ]
@@ -1078,6 +1082,12 @@ async def gantt_data(
             for d in t.depends_on
         ],
         late=[t.id for t in c.tasks if t.slack < 0],
+        moved=[
+            t.id
+            for t in c.tasks
+            if t.baseline_start is not None
+            and (t.baseline_start, t.baseline_due) != (t.start, t.due)
+        ],
         conflicting=conflicting,
     )
 
@@ -1104,6 +1114,11 @@ def gantt_svg(g: GanttOut) -> str:
                 conflicts=tuple(sorted(set(kinds.get(t.id, [])) - {"late"})),
                 depends_on=tuple((d.task_id, d.type) for d in t.depends_on),
                 pinned=t.pinned,
+                baseline=(t.baseline_start, t.baseline_due)
+                if t.baseline_start is not None
+                and t.baseline_due is not None
+                and (t.baseline_start, t.baseline_due) != (t.start, t.due)
+                else None,
             )
             for t in g.tasks
         ],

@@ -37,6 +37,7 @@ class Bar:
     conflicts: tuple[str, ...] = ()  # the conflict types the task is in
     depends_on: tuple[tuple[str, str], ...] = ()  # (predecessor id, FS|SS)
     pinned: bool = False
+    baseline: tuple[dt.date, dt.date] | None = None  # first planned dates, when they differ
 
 
 @dataclass
@@ -91,6 +92,10 @@ LEGEND = [
         "conflict (capacity, dependency)",
     ),
     ('<path class="dep" d="M{x} {cy} H{r}" marker-end="url(#arrow)"/>', "dependency"),
+    (
+        '<rect class="baseline" x="{x}" y="{cy}" width="14" height="4"/>',
+        "baseline (as first planned)",
+    ),
     ('<rect class="holiday" x="{x}" y="{y}" width="14" height="8"/>', "holiday"),
     ('<rect class="off" x="{x}" y="{y}" width="14" height="8"/>', "off-day"),
     ('<line class="today" x1="{cx}" y1="{top}" x2="{cx}" y2="{bot}"/>', "today"),
@@ -103,7 +108,7 @@ STYLE = (
     ".off{fill:#eceff3}.holiday{fill:#f7dede}"
     ".today{stroke:#1a9a4a;stroke-width:2}.week{stroke:#c8ccd2}"
     ".phase{fill:#fff1c9;stroke:#e0c46c}.phase.pause{fill:#e3e7ee;stroke:#a8b0bb}"
-    ".lane-bg{fill:#f3f5f8}.sep{stroke:#9aa3ad}"
+    ".lane-bg{fill:#f3f5f8}.sep{stroke:#9aa3ad}.baseline{fill:#8d96a0;opacity:.8}"
     ".dep{fill:none;stroke:#55606b;stroke-width:1.2}.dep.critical{stroke:#d9453b}"
     ".late-label{fill:#8a1c14;font-weight:bold}text{fill:#222}</style>"
 )
@@ -247,6 +252,8 @@ def _row(p: _Placed, origin: dt.date) -> str:
         flags.append("conflict: " + ", ".join(b.conflicts))
     if b.pinned:
         flags.append("pinned to the festival")
+    if b.baseline is not None:
+        flags.append(f"first planned {b.baseline[0]} - {b.baseline[1]}")
     extra = ("; " + "; ".join(flags)) if flags else ""
     tip = (
         f"<title>{escape(b.name)} ({escape(b.owner_role)}): {b.start} - {b.due}, "
@@ -267,8 +274,16 @@ def _row(p: _Placed, origin: dt.date) -> str:
         )
     x = x_of(b.start, origin)
     w = ((b.due - b.start).days + 1) * DAY
+    if b.baseline is not None:
+        bs, bd = b.baseline
+        text += (
+            f'<rect class="baseline" data-task-id="{escape(b.id)}" '
+            f'data-start="{bs.isoformat()}" data-due="{bd.isoformat()}" x="{x_of(bs, origin)}" '
+            f'y="{p.mid + 8}" width="{((bd - bs).days + 1) * DAY}" height="3">'
+            f"<title>{escape(b.name)}: first planned {bs} - {bd}</title></rect>"
+        )
     return text + (
-        f'<rect class="bar{cls}" {common} x="{x}" y="{p.mid - 8}" width="{w}" height="16" '
+        f'<rect class="bar{cls}" {common} x="{x}" y="{p.mid - 7}" width="{w}" height="14" '
         f'rx="3">{tip}</rect>'
     )
 

@@ -93,8 +93,18 @@ async def test_gantt_after_a_slip_marks_late_tasks_arrows_and_the_critical_path(
         and "data-task-id" in e.attrib
     }
     assert late_shapes == set(g["late"])
+    # Baseline vs current: the slipped task and what it pushed keep their first dates.
+    assert "product_selection" in g["moved"]
+    ps = tasks["product_selection"]
+    assert ps["baseline_due"] < ps["due"] and ps["baseline_start"] == ps["start"]
+    base = next(
+        e
+        for e in root.findall(".//s:rect[@class='baseline']", NS)
+        if e.attrib.get("data-task-id") == "product_selection"
+    )
+    assert base.attrib["data-due"] == ps["baseline_due"]
     legend = " ".join(t.text or "" for t in root.findall(".//s:g[@class='legend']/s:text", NS))
-    for entry in ("critical path", "late (negative slack)", "conflict", "dependency"):
+    for entry in ("critical path", "late (negative slack)", "conflict", "dependency", "baseline"):
         assert entry in legend
     # Whole names: the wrapped lines put together are the name, and the tooltip carries it.
     labels = {

@@ -32,6 +32,10 @@ def upgrade() -> None:
     with op.batch_alter_table("known_stores", schema=None) as batch_op:
         batch_op.add_column(sa.Column("platform", sa.String(length=32), nullable=True))
 
+    with op.batch_alter_table("campaign_tasks", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("baseline_start", sa.Date(), nullable=True))
+        batch_op.add_column(sa.Column("baseline_due", sa.Date(), nullable=True))
+
     with op.batch_alter_table("slot_bookings", schema=None) as batch_op:
         batch_op.add_column(sa.Column("campaign_id", sa.String(length=36), nullable=True))
         batch_op.add_column(sa.Column("task_id", sa.String(length=128), nullable=True))
@@ -46,6 +50,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_slot_bookings_task")
         batch_op.drop_column("task_id")
         batch_op.drop_column("campaign_id")
+
+    with op.batch_alter_table("campaign_tasks", schema=None) as batch_op:
+        batch_op.drop_column("baseline_due")
+        batch_op.drop_column("baseline_start")
 
     with op.batch_alter_table("known_stores", schema=None) as batch_op:
         batch_op.drop_column("platform")
