@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
@@ -22,7 +23,8 @@ from starlette.types import Receive, Scope, Send
 
 from shared.bus import LocalBus, make_bus
 from shared.config import ServiceSettings
-from shared.errors import problem
+from shared.errors import allowed_methods, problem
+from shared.openapi import merge
 
 log = structlog.get_logger("allinone")
 
@@ -63,6 +65,7 @@ class AllInOne:
         # One bus for every service in the process: published messages wake consumers at once.
         self.bus = make_bus(base)
         self.apps: dict[str, FastAPI] = {}
+        self._openapi: dict[str, Any] | None = None
         for name in available_services():
             main = importlib.import_module(f"services.{name}.main")
             self.apps[name] = main.create_app(_settings_for(name, self.overrides), bus=self.bus)
@@ -109,9 +112,38 @@ class AllInOne:
                 ):
                     await app(scope, receive, send)
                     return
-        # A path no service serves: let the first service render its problem+json 404/405.
+        # A known path with another method: the service serving the path answers 405 with
+        # every method of the path in Allow (all services', merged).
+        for app in self.apps.values():
+            for route in app.router.routes:
+                match, _ = route.matches(scope)
+                if match == Match.PARTIAL:
+                    await self._not_allowed(scope, receive, send)
+                    return
+        # A path no service serves: let the first service render its problem+json 404.
         first = next(iter(self.apps.values()))
         await first(scope, receive, send)
+
+    async def _not_allowed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        methods: set[str] = set()
+        for app in self.apps.values():
+            methods |= set(allowed_methods(app, scope))
+        response = problem(
+            405,
+            "Method not allowed",
+            f"{scope['method']} is not served at this path",
+            instance=scope["path"],
+            headers={"Allow": ", ".join(sorted(methods))},
+        )
+        await response(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        """One document for the whole embedded app (each service also has /<name>/openapi.json)."""
+        if self._openapi is None:
+            self._openapi = merge(
+                "storeops (embedded)", {n: app.openapi() for n, app in self.apps.items()}
+            )
+        return self._openapi
 
     async def _platform(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
@@ -139,10 +171,10 @@ class AllInOne:
                     },
                 }
             )
+        elif path == "/openapi.json":
+            response = JSONResponse(self.openapi())
         else:
-            response = problem(
-                404, "Not found", "Each service has its own docs: see / for the list"
-            )
+            response = get_swagger_ui_html(openapi_url="/openapi.json", title="storeops")
         await response(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

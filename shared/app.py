@@ -20,9 +20,11 @@ from shared.auth import ensure_bootstrap_key
 from shared.bus import Bus, Handler, make_bus
 from shared.config import ServiceSettings
 from shared.db import Database, migrate
-from shared.errors import BodyLimitMiddleware, install_error_handlers
+from shared.errors import BodyLimitMiddleware, RequestLimitsMiddleware, install_error_handlers
 from shared.idempotency import IdempotencyMiddleware
+from shared.jsonguard import JsonGuardMiddleware
 from shared.observability import configure_logging, health_router, install_observability
+from shared.openapi import install_openapi
 from shared.outbox import OutboxRelay, take_staged
 from shared.ratelimit import RateLimiter
 
@@ -122,15 +124,20 @@ def create_service_app(
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        # Routes carry /v1 themselves: a root_path (the embedded app's /ingest/docs) is where
+        # the docs are mounted, not where the API lives.
+        root_path_in_servers=False,
     )
     install_error_handlers(app)
-    # Outermost last: request context -> body limit -> idempotency -> routes.
+    # Outermost last: request context -> body limit -> idempotency -> JSON guard -> routes.
+    app.add_middleware(JsonGuardMiddleware)
     app.add_middleware(IdempotencyMiddleware, ttl_hours=settings.idempotency_ttl_hours)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         uploads=[(p, settings.max_upload_bytes) for p in spec.upload_paths],
     )
+    app.add_middleware(RequestLimitsMiddleware)
     install_observability(app, spec.name)
 
     def checks(request: Request) -> dict[str, Callable[[], Awaitable[bool]]]:
@@ -140,6 +147,7 @@ def create_service_app(
     app.include_router(health_router(checks))
     for router in spec.routers:
         app.include_router(router)
+    install_openapi(app)
     return app
 
 

@@ -106,6 +106,21 @@ class Unavailable(DomainError):
     status, code, title = 503, "unavailable", "Temporarily unavailable"
 
 
+def allowed_methods(app: Any, scope: Scope) -> list[str]:
+    """Every method some route of `app` serves at the scope's path (HEAD with GET). Asked
+    method by method of the router itself, so included routers are searched too."""
+    from starlette.routing import Match
+
+    methods = {
+        m
+        for m in ("GET", "POST", "PUT", "PATCH", "DELETE")
+        if any(r.matches({**scope, "method": m})[0] == Match.FULL for r in app.router.routes)
+    }
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
 def _loc_str(loc: Sequence[Any]) -> str:
     return ".".join(str(p) for p in loc) or "body"
 
@@ -184,12 +199,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized"}
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route of the path; GET and POST of one path are
+            # two routes, and the client needs all of them.
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
         return problem(
             exc.status_code,
             titles.get(exc.status_code, "Error"),
             str(exc.detail) if exc.detail else None,
             instance=request.url.path,
-            headers=dict(exc.headers or {}),
+            headers=headers,
         )
 
     async def _dependency(request: Request, exc: Exception) -> JSONResponse:
@@ -312,6 +332,44 @@ class BodyLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class RequestLimitsMiddleware:
+    """Over-long request lines and headers answer problem+json (414, 431) from the app. The
+    server's own parser (uvicorn's h11, raised to SERVER_MAX_REQUEST_BYTES in shared/serve.py)
+    still answers a plain-text 400 beyond its limit: the app never sees those requests."""
+
+    def __init__(self, app: ASGIApp, max_target: int = 8192, max_headers: int = 16384) -> None:
+        self.app = app
+        self.max_target = max_target
+        self.max_headers = max_headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            target = len(scope.get("raw_path") or scope["path"].encode()) + len(
+                scope.get("query_string", b"")
+            )
+            headers = sum(len(k) + len(v) + 4 for k, v in scope.get("headers", ()))
+            if target > self.max_target:
+                status, title, detail = (
+                    414,
+                    "URI too long",
+                    (f"The request target is {target} bytes; the limit is {self.max_target}"),
+                )
+            elif headers > self.max_headers:
+                status, title, detail = (
+                    431,
+                    "Request headers too large",
+                    (f"The headers are {headers} bytes; the limit is {self.max_headers}"),
+                )
+            else:
+                await self.app(scope, receive, send)
+                return
+            await problem(status, title, detail, code=f"{status}", instance=scope["path"][:200])(
+                scope, receive, send
+            )
+            return
+        await self.app(scope, receive, send)
 
 
 def validate_json_body(model: Any, raw: bytes) -> Any:

@@ -14,6 +14,11 @@ import sys
 
 import uvicorn
 
+# The largest request line + headers uvicorn's h11 parser reads before answering a plain-text
+# 400 itself (its default is 16 KiB): larger than the app's own limits (8 KiB target, 16 KiB
+# headers in shared.errors.RequestLimitsMiddleware), so those answer problem+json 414/431.
+SERVER_MAX_REQUEST_BYTES = 256 * 1024
+
 
 async def _migrate(factory: str) -> None:
     from shared.config import ServiceSettings
@@ -41,4 +46,5 @@ def serve(factory: str, default_port: int) -> None:
         log_level=os.environ.get("LOG_LEVEL", "info").lower(),
         access_log=False,
         proxy_headers=True,
+        h11_max_incomplete_event_size=SERVER_MAX_REQUEST_BYTES,
     )

@@ -420,9 +420,12 @@ async def content_key(
     role: str,
     user_id: str | None = None,
     store_ids: list[str] | None = None,
+    reviewer: bool = False,
+    user_name: str | None = None,
 ) -> dict[str, str]:
     """An API key as ingest would issue it, applied to content's key table the way the key-sync
-    consumer does (shared.auth.upsert_key)."""
+    consumer does (shared.auth.upsert_key); `reviewer` also assigns its user as a content
+    reviewer of the tenant, `user_name` records the name the audit shows."""
     import uuid
     from datetime import UTC, datetime
 
@@ -441,8 +444,25 @@ async def content_key(
         lookup=lookup,
         secret_hash=digest,
         created_at=datetime.now(UTC),
+        user_name=user_name,
     )
     async with app.state.db.session() as s:
         await upsert_key(s, event)
+        if reviewer or user_name:
+            from services.content import repository as content_repo
+            from services.content import service as content_service
+
+            await content_service.on_api_key(s, event)
+            if reviewer:
+                await content_repo.upsert_reviewer(
+                    s,
+                    {
+                        "tenant_id": tenant,
+                        "user_id": str(event.user_id),
+                        "note": None,
+                        "added_by": "test",
+                        "added_at": datetime.now(UTC),
+                    },
+                )
         await s.commit()
     return {"Authorization": f"Bearer {token}"}

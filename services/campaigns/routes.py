@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -32,6 +31,7 @@ from services.campaigns.schemas import (
 )
 from shared.app import ReadSession, UoW
 from shared.auth import Operator, Viewer
+from shared.jsonguard import SupportedDate
 
 router = APIRouter(prefix="/v1")
 
@@ -41,8 +41,8 @@ async def get_calendar(
     principal: Viewer,
     session: ReadSession,
     market: Annotated[str, Query(min_length=2, max_length=2)],
-    start: dt.date,
-    end: dt.date,
+    start: SupportedDate,
+    end: SupportedDate,
 ) -> CalendarOut:
     return await service.get_calendar(session, principal, market, start, end)
 
@@ -170,7 +170,7 @@ async def task_bookings(
 
 @router.get("/slots/{slot_id}/bookings", response_model=list[BookingOut], tags=["slots"])
 async def list_bookings(
-    slot_id: str, principal: Viewer, session: ReadSession, start: dt.date, end: dt.date
+    slot_id: str, principal: Viewer, session: ReadSession, start: SupportedDate, end: SupportedDate
 ) -> list[BookingOut]:
     return await service.list_bookings(session, principal, slot_id, start, end)
 

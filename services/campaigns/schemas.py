@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from shared.jsonguard import StrictInt, SupportedDate
+
 TaskId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=128)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]*$", max_length=64)]
 TaskStatus = Literal["todo", "in_progress", "done", "blocked"]
@@ -21,16 +23,16 @@ class _In(BaseModel):
 class DependencyIn(_In):
     task_id: TaskId
     type: Literal["FS", "SS"] = "FS"
-    lag: int = Field(default=0, ge=-60, le=60, description="working days")
+    lag: StrictInt = Field(default=0, ge=-60, le=60, description="working days")
 
 
 class TaskIn(_In):
     id: TaskId
     name: str = Field(min_length=1, max_length=300)
     owner_role: Slug
-    duration: int = Field(default=1, ge=0, le=250, description="working days; 0 = milestone")
+    duration: StrictInt = Field(default=1, ge=0, le=250, description="working days; 0 = milestone")
     depends_on: list[DependencyIn | TaskId] = Field(default_factory=list, max_length=100)
-    pin: dt.date | None = Field(default=None, description="a fixed start date")
+    pin: SupportedDate | None = Field(default=None, description="a fixed start date")
     copy_type: CopyType | None = None
     status: TaskStatus = "todo"
 
@@ -38,10 +40,10 @@ class TaskIn(_In):
 class CampaignCreate(_In):
     name: str = Field(min_length=1, max_length=200)
     event: Slug | None = Field(default=None, description="a festival key, e.g. double_11")
-    year: int | None = Field(default=None, ge=2000, le=2100, description="the event's year")
+    year: StrictInt | None = Field(default=None, ge=2000, le=2100, description="the event's year")
     template: Slug | None = None
-    start: dt.date | None = None
-    end: dt.date | None = None
+    start: SupportedDate | None = None
+    end: SupportedDate | None = None
     budget: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     tasks: list[TaskIn] | None = Field(default=None, max_length=2000)
     capacities: dict[Slug, Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=dict)
@@ -58,8 +60,8 @@ class CampaignCreate(_In):
 
 
 class TaskMove(_In):
-    start: dt.date | None = Field(default=None, description="start no earlier than this date")
-    duration: int | None = Field(default=None, ge=0, le=250)
+    start: SupportedDate | None = Field(default=None, description="start no earlier than this date")
+    duration: StrictInt | None = Field(default=None, ge=0, le=250)
     status: TaskStatus | None = None
     depends_on: list[DependencyIn | TaskId] | None = Field(default=None, max_length=100)
 
@@ -243,8 +245,8 @@ class CalendarSettingsOut(BaseModel):
 
 class SlotRules(_In):
     max_share: float = Field(default=1.0, gt=0, le=1, description="of a day's capacity per store")
-    window_open_days: int = Field(default=90, ge=0, le=730)
-    window_close_days: int = Field(default=1, ge=0, le=365)
+    window_open_days: StrictInt = Field(default=90, ge=0, le=730)
+    window_close_days: StrictInt = Field(default=1, ge=0, le=365)
     tier_order: list[Slug] = Field(default_factory=lambda: ["platinum", "gold", "silver"])
 
     @model_validator(mode="after")
@@ -257,7 +259,7 @@ class SlotRules(_In):
 class SlotCreate(_In):
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["banner", "push", "live", "email", "other"] = "banner"
-    capacity: int = Field(ge=1, le=10_000, description="units per day")
+    capacity: StrictInt = Field(ge=1, le=10_000, description="units per day")
     rules: SlotRules = Field(default_factory=SlotRules)
 
 
@@ -271,11 +273,11 @@ class SlotOut(BaseModel):
 
 class BookingCreate(_In):
     store_id: str = Field(min_length=1, max_length=128)
-    day: dt.date
+    day: SupportedDate
     # Required: stores carry no registered tier here, and a missing tier used to become
     # "silver" silently. Optional in the schema so the refusal names the slot's tiers.
     tier: Slug | None = Field(default=None, description="one of the slot's tier_order")
-    priority: int = Field(default=0, ge=0, le=1000)
+    priority: StrictInt = Field(default=0, ge=0, le=1000)
     campaign_id: str | None = Field(
         default=None, max_length=36, description="the plan the booking is for (with task_id)"
     )
@@ -292,9 +294,9 @@ class TaskBookingCreate(_In):
     """A booking made from a plan's task: the store is the campaign's."""
 
     slot_id: str = Field(min_length=1, max_length=36)
-    day: dt.date
+    day: SupportedDate
     tier: Slug | None = Field(default=None, description="one of the slot's tier_order")
-    priority: int = Field(default=0, ge=0, le=1000)
+    priority: StrictInt = Field(default=0, ge=0, le=1000)
 
 
 class BookingOut(BaseModel):
@@ -312,9 +314,9 @@ class BookingOut(BaseModel):
 class AllocationRequestIn(_In):
     store_id: str = Field(min_length=1, max_length=128)
     tier: Slug
-    priority: int = Field(default=0, ge=0, le=1000)
-    days: list[dt.date] = Field(min_length=1, max_length=366)
-    units: int = Field(default=1, ge=1, le=100)
+    priority: StrictInt = Field(default=0, ge=0, le=1000)
+    days: list[SupportedDate] = Field(min_length=1, max_length=366)
+    units: StrictInt = Field(default=1, ge=1, le=100)
 
 
 class AllocationIn(_In):

@@ -16,6 +16,7 @@ from shared.events import Event, topic_for
 from shared.events.campaigns import CampaignCreatedV1, CampaignUpdatedV1, TaskDueV1
 from shared.events.diagnosis import FindingClosedV1, FindingOpenedV1, FindingUpdatedV1
 from shared.events.ingest import (
+    ApiKeyCreatedV1,
     MetricsDeletedV1,
     MetricsIngestedV1,
     StoreRegisteredV1,
@@ -29,6 +30,7 @@ GROUP = "content.events"
 HANDLERS: dict[type[Event], Callable[[AsyncSession, Any], Awaitable[None]]] = {
     StoreRegisteredV1: service.on_store,
     StoreUpdatedV1: service.on_store,
+    ApiKeyCreatedV1: service.on_api_key,
     MetricsIngestedV1: service.on_metrics,
     MetricsDeletedV1: service.on_metrics_deleted,
     CampaignCreatedV1: service.on_campaign,

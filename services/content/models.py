@@ -41,6 +41,18 @@ class ContentStore(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
+class ContentCampaign(SQLModel, table=True):
+    """What content knows of a campaign, from campaigns.campaign_created/updated: enough to
+    check that a copy's campaign_id is a campaign of the caller's tenant and of the copy's store."""
+
+    __tablename__ = "content_campaigns"
+
+    tenant_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    campaign_id: str = Field(sa_column=Column(String(36), primary_key=True))
+    store_id: str = Field(sa_column=Column(String(128), nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+
+
 class Copy(SQLModel, table=True):
     __tablename__ = "copies"
     __table_args__ = (
@@ -60,6 +72,8 @@ class Copy(SQLModel, table=True):
     revision: int = Field(sa_column=Column(Integer, nullable=False))
     published_revision: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     channels: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # What the copy sells (lint PRODUCT_CATEGORIES): the claim rules weigh by it.
+    product_category: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
     created_by: str = Field(sa_column=Column(String(64), nullable=False))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
@@ -168,6 +182,33 @@ class Experiment(SQLModel, table=True):
     )
 
 
+class Reviewer(SQLModel, table=True):
+    """Users of a tenant who may approve or reject copy, assigned by the tenant's admins.
+
+    Content-side on purpose: a "reviewer" value in the shared Role literal would be a new
+    version of ingest.api_key_created (an enum value old consumers refuse) and would not fit
+    the viewer < operator < admin rank; review rights are content's business."""
+
+    __tablename__ = "content_reviewers"
+
+    tenant_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    user_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    added_by: str = Field(sa_column=Column(String(64), nullable=False))
+    added_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class ContentUser(SQLModel, table=True):
+    """Display names of users, from ingest.api_key_created (user_name): the audit names people."""
+
+    __tablename__ = "content_users"
+
+    tenant_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    user_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
 class CopyMetric(SQLModel, table=True):
     """Metric rows of ingest that carry the dimension copy_id (impressions, clicks, orders)."""
 
@@ -200,12 +241,15 @@ TABLES: list[Table] = [
     m.__table__  # type: ignore[union-attr]
     for m in (
         ContentStore,
+        ContentCampaign,
         Copy,
         CopyRevision,
         CopyAudit,
         Brief,
         Experiment,
         CopyMetric,
+        Reviewer,
+        ContentUser,
         AuthKey,
         OutboxMessage,
         ProcessedEvent,

@@ -7,20 +7,24 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, select
+from sqlalchemy import Table, and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.models import (
     Brief,
+    ContentCampaign,
     ContentStore,
+    ContentUser,
     Copy,
     CopyAudit,
     CopyMetric,
     CopyRevision,
     Experiment,
+    Reviewer,
 )
 
 STORES: Table = ContentStore.__table__  # type: ignore[attr-defined]
+CAMPAIGNS: Table = ContentCampaign.__table__  # type: ignore[attr-defined]
 COPIES: Table = Copy.__table__  # type: ignore[attr-defined]
 REVISIONS: Table = CopyRevision.__table__  # type: ignore[attr-defined]
 AUDIT: Table = CopyAudit.__table__  # type: ignore[attr-defined]
@@ -35,6 +39,23 @@ METRICS: Table = CopyMetric.__table__  # type: ignore[attr-defined]
 async def get_store(session: AsyncSession, tenant_id: str, store_id: str) -> Any:
     q = select(STORES).where(STORES.c.tenant_id == tenant_id, STORES.c.store_id == store_id)
     return (await session.execute(q)).first()
+
+
+async def get_campaign(session: AsyncSession, tenant_id: str, campaign_id: str) -> Any:
+    q = select(CAMPAIGNS).where(
+        CAMPAIGNS.c.tenant_id == tenant_id, CAMPAIGNS.c.campaign_id == campaign_id
+    )
+    return (await session.execute(q)).first()
+
+
+async def upsert_campaign(session: AsyncSession, values: dict[str, Any]) -> None:
+    key = (CAMPAIGNS.c.tenant_id == values["tenant_id"]) & (
+        CAMPAIGNS.c.campaign_id == values["campaign_id"]
+    )
+    if await get_campaign(session, values["tenant_id"], values["campaign_id"]) is None:
+        await session.execute(CAMPAIGNS.insert().values(**values))
+    else:
+        await session.execute(CAMPAIGNS.update().where(key).values(**values))
 
 
 async def upsert_store(session: AsyncSession, values: dict[str, Any]) -> None:
@@ -329,3 +350,72 @@ async def copy_counts(
     for (copy_id, _d, metric), (_n, value) in best.items():
         out[copy_id][metric] += value
     return out
+
+
+# ---- reviewers and the user directory --------------------------------------------------------
+
+
+async def list_reviewers(session: AsyncSession, tenant_id: str) -> Sequence[Any]:
+    t = Reviewer.__table__  # type: ignore[attr-defined]
+    q = select(t).where(t.c.tenant_id == tenant_id).order_by(t.c.user_id)
+    return (await session.execute(q)).all()
+
+
+async def is_reviewer(session: AsyncSession, tenant_id: str, user_id: str) -> bool:
+    t = Reviewer.__table__  # type: ignore[attr-defined]
+    q = select(t.c.user_id).where(t.c.tenant_id == tenant_id, t.c.user_id == user_id)
+    return (await session.scalar(q)) is not None
+
+
+async def upsert_reviewer(session: AsyncSession, values: dict[str, Any]) -> None:
+    t = Reviewer.__table__  # type: ignore[attr-defined]
+    where = (t.c.tenant_id == values["tenant_id"], t.c.user_id == values["user_id"])
+    if (await session.scalar(select(t.c.user_id).where(*where))) is None:
+        await session.execute(t.insert().values(**values))
+    else:
+        await session.execute(t.update().where(*where).values(note=values["note"]))
+
+
+async def delete_reviewer(session: AsyncSession, tenant_id: str, user_id: str) -> int:
+    t = Reviewer.__table__  # type: ignore[attr-defined]
+    res = await session.execute(delete(t).where(t.c.tenant_id == tenant_id, t.c.user_id == user_id))
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def upsert_user(session: AsyncSession, values: dict[str, Any]) -> None:
+    t = ContentUser.__table__  # type: ignore[attr-defined]
+    where = (t.c.tenant_id == values["tenant_id"], t.c.user_id == values["user_id"])
+    if (await session.scalar(select(t.c.user_id).where(*where))) is None:
+        await session.execute(t.insert().values(**values))
+    else:
+        await session.execute(t.update().where(*where).values(**values))
+
+
+async def user_names(session: AsyncSession, tenant_id: str, user_ids: set[str]) -> dict[str, str]:
+    if not user_ids:
+        return {}
+    t = ContentUser.__table__  # type: ignore[attr-defined]
+    q = select(t.c.user_id, t.c.name).where(
+        t.c.tenant_id == tenant_id, t.c.user_id.in_(sorted(user_ids))
+    )
+    return {r.user_id: r.name for r in (await session.execute(q)).all()}
+
+
+async def open_brief_for(
+    session: AsyncSession, tenant_id: str, store_id: str, campaign_id: str, copy_type: str
+) -> Any:
+    """The open (or started) campaign brief of this campaign and copy type, earliest due first."""
+    t = Brief.__table__  # type: ignore[attr-defined]
+    q = (
+        select(t)
+        .where(
+            t.c.tenant_id == tenant_id,
+            t.c.store_id == store_id,
+            t.c.campaign_id == campaign_id,
+            t.c.copy_type == copy_type,
+            t.c.status.in_(("open", "in_progress")),
+        )
+        .order_by(t.c.due, t.c.id)
+        .limit(1)
+    )
+    return (await session.execute(q)).first()

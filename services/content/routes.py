@@ -22,12 +22,14 @@ from services.content.schemas import (
     Page,
     RenderIn,
     RenderOut,
+    ReviewerIn,
+    ReviewerOut,
     RevisionOut,
     Status,
     TransitionIn,
 )
 from shared.app import ReadSession, UoW
-from shared.auth import Operator, Viewer
+from shared.auth import Admin, Operator, Viewer
 
 router = APIRouter(prefix="/v1")
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -104,7 +106,8 @@ async def list_audit(copy_id: str, principal: Viewer, session: ReadSession) -> A
 
 
 @router.post("/copies/{copy_id}/transitions", response_model=CopyOut, tags=["copies"])
-async def transition(copy_id: str, body: TransitionIn, principal: Operator, uow: UoW) -> CopyOut:
+async def transition(copy_id: str, body: TransitionIn, principal: Viewer, uow: UoW) -> CopyOut:
+    # Roles are checked per action in the service: reviewers may hold any role.
     out = await service.transition(uow.session, principal, copy_id, body)
     await uow.commit()
     return out
@@ -195,3 +198,21 @@ async def decide_experiment(
     out = await service.decide_experiment(uow.session, principal, experiment_id, body)
     await uow.commit()
     return out
+
+
+@router.get("/reviewers", response_model=list[ReviewerOut], tags=["review"])
+async def list_reviewers(principal: Viewer, session: ReadSession) -> list[ReviewerOut]:
+    return await service.list_reviewers(session, principal)
+
+
+@router.post("/reviewers", response_model=list[ReviewerOut], tags=["review"])
+async def add_reviewer(body: ReviewerIn, principal: Admin, uow: UoW) -> list[ReviewerOut]:
+    out = await service.add_reviewer(uow.session, principal, body)
+    await uow.commit()
+    return out
+
+
+@router.delete("/reviewers/{user_id}", status_code=204, tags=["review"])
+async def remove_reviewer(user_id: str, principal: Admin, uow: UoW) -> None:
+    await service.remove_reviewer(uow.session, principal, user_id)
+    await uow.commit()

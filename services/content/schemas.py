@@ -8,12 +8,21 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.jsonguard import StrictBool, StrictInt, SupportedDate
+from shared.locales import fallback
+
 CopyType = Literal["banner", "push", "sms", "guide", "rules", "article"]
-Locale = Literal["en", "zh-CN", "zh-TW", "ja"]
+Locale = Annotated[Literal["en", "zh-CN", "zh-TW", "ja"], fallback(("en", "zh-CN", "zh-TW", "ja"))]
 Status = Literal["draft", "in_review", "approved", "published", "archived"]
 Action = Literal["submit", "approve", "reject", "publish", "archive"]
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 ChannelName = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+# Checked against the lint's one list (services.content.lint PRODUCT_CATEGORIES): 422 otherwise.
+ProductCategory = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z_]{0,31}$"),
+    Field(description="what the copy sells: food, health_food, cosmetics, medical_device, ..."),
+]
 
 T = TypeVar("T")
 
@@ -30,8 +39,8 @@ class Page(BaseModel, Generic[T]):
 class VariableIn(Strict):
     name: Name
     type: Literal["string", "integer", "number", "url", "date", "boolean"] = "string"
-    required: bool = True
-    max_length: int = Field(default=200, ge=1, le=5000)
+    required: StrictBool = True
+    max_length: StrictInt = Field(default=200, ge=1, le=5000)
     example: Any = None
 
 
@@ -43,6 +52,7 @@ class CopyCreate(Strict):
     body: str = Field(min_length=1, max_length=100_000)
     campaign_id: uuid.UUID | None = None
     brief_id: uuid.UUID | None = None
+    product_category: ProductCategory | None = None
     channels: list[ChannelName] | None = Field(
         default=None, description="channel profiles to lint against; default by type and locale"
     )
@@ -80,6 +90,7 @@ class CopyOut(BaseModel):
     revision: int
     published_revision: int | None
     channels: list[str] | None
+    product_category: str | None = None
     title: str
     body: str
     variables: list[dict[str, Any]] | None
@@ -100,6 +111,9 @@ class AuditOut(BaseModel):
     to_status: str
     revision: int
     actor: str
+    actor_name: str | None = Field(
+        default=None, description="the user's name, from ingest.api_key_created; null if unknown"
+    )
     role: str
     comment: str | None
     at: dt.datetime
@@ -123,8 +137,9 @@ class LintIn(Strict):
     channels: list[ChannelName] | None = None
     packs: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] | None = None
     market: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
-    marketing: bool = True
+    marketing: StrictBool = True
     signature: str | None = Field(default=None, max_length=20)
+    product_category: ProductCategory | None = None
 
 
 class RenderIn(Strict):
@@ -164,10 +179,10 @@ class ExperimentCreate(Strict):
     copy_ids: list[uuid.UUID] = Field(description="the variants; the first is the control")
     weights: list[float] | None = Field(default=None, description="planned split; equal if null")
     campaign_id: uuid.UUID | None = None
-    start: dt.date | None = None
-    end: dt.date | None = None
-    min_sample: int | None = Field(default=None, ge=100, le=100_000_000)
-    looks: int = Field(
+    start: SupportedDate | None = None
+    end: SupportedDate | None = None
+    min_sample: StrictInt | None = Field(default=None, ge=100, le=100_000_000)
+    looks: StrictInt = Field(
         default=4,
         ge=1,
         le=10,
@@ -181,7 +196,7 @@ class ExperimentCreate(Strict):
 
 
 class DecideIn(Strict):
-    stop: bool = Field(default=False, description="stop now without a winner")
+    stop: StrictBool = Field(default=False, description="stop now without a winner")
 
 
 class ExperimentOut(BaseModel):
@@ -199,3 +214,16 @@ class ExperimentOut(BaseModel):
     winner_copy_id: str | None
     decided_at: dt.datetime | None
     evaluation: dict[str, Any]
+
+
+class ReviewerIn(Strict):
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    note: str | None = Field(default=None, max_length=500)
+
+
+class ReviewerOut(BaseModel):
+    user_id: str
+    name: str | None
+    note: str | None
+    added_by: str
+    added_at: dt.datetime

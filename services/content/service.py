@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.content import repository as repo
 from services.content.diffing import diff
 from services.content.lint import LintInput, LintInputError, lint
+from services.content.readout import sentences
 from services.content.schemas import (
     AuditOut,
     BriefOut,
@@ -28,6 +29,8 @@ from services.content.schemas import (
     Page,
     RenderIn,
     RenderOut,
+    ReviewerIn,
+    ReviewerOut,
     RevisionOut,
     TransitionIn,
     VariableIn,
@@ -42,11 +45,12 @@ from services.content.templating import (
     validate_variables,
 )
 from shared.auth import Principal
-from shared.errors import Conflict, DomainError, NotFound, ValidationFailed
+from shared.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from shared.events.campaigns import CampaignCreatedV1, CampaignUpdatedV1, TaskDueV1
 from shared.events.content import CopyPublishedV1, ExperimentDecidedV1, VariantV1
 from shared.events.diagnosis import FindingClosedV1, FindingOpenedV1, FindingUpdatedV1
 from shared.events.ingest import (
+    ApiKeyCreatedV1,
     MetricsDeletedV1,
     MetricsIngestedV1,
     StoreRegisteredV1,
@@ -109,10 +113,12 @@ def _run_lint(
     packs: list[str] | None = None,
     marketing: bool = True,
     signature: str | None = None,
+    product_category: str | None = None,
 ) -> dict[str, Any]:
     try:
         result = lint(
             LintInput(
+                product_category=product_category,
                 body=body,
                 title=title,
                 locale=locale,
@@ -148,7 +154,30 @@ def _lint_copy(
         channels=copy.channels,
         market=market,
         loc=["body"],
+        product_category=getattr(copy, "product_category", None),
     )
+
+
+def lint_errors(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lint's errors as problem+json errors [{loc, msg}], loc naming the field."""
+    out = []
+    for i in report["issues"]:
+        if i["severity"] != "error":
+            continue
+        msg = i["message"] + (f": {i['text']!r}" if i.get("text") else "")
+        if i.get("citation"):
+            msg += f" ({i['citation']})"
+        out.append(
+            {
+                "loc": ["body", i.get("field") or "body"],
+                "msg": msg,
+                "type": i.get("rule") or i["code"],
+                "channel": i.get("channel"),
+                "start": i.get("start"),
+                "end": i.get("end"),
+            }
+        )
+    return [{k: v for k, v in e.items() if v is not None} for e in out]
 
 
 def lint_text(body: LintIn) -> dict[str, Any]:
@@ -166,6 +195,7 @@ def lint_text(body: LintIn) -> dict[str, Any]:
         packs=body.packs,
         marketing=body.marketing,
         signature=body.signature,
+        product_category=body.product_category,
     )
 
 
@@ -235,6 +265,7 @@ def _copy_out(copy: Any, rev: Any) -> CopyOut:
         revision=copy.revision,
         published_revision=copy.published_revision,
         channels=copy.channels,
+        product_category=copy.product_category,
         title=rev.title,
         body=rev.body,
         variables=rev.variables,
@@ -283,6 +314,17 @@ async def create_copy(session: AsyncSession, principal: Principal, body: CopyCre
         brief = await repo.get_brief(session, principal.tenant_id, str(body.brief_id))
         if brief is None or brief.store_id != body.store_id:
             raise _invalid(["body", "brief_id"], "no such brief for this store")
+    if body.campaign_id is not None:
+        # Another tenant's campaign (or none at all) is not an id this copy may carry.
+        campaign = await repo.get_campaign(session, principal.tenant_id, str(body.campaign_id))
+        if campaign is None or campaign.store_id != body.store_id:
+            raise _invalid(["body", "campaign_id"], "no such campaign for this store")
+        if brief is None:
+            # A copy for the campaign and copy type of an open brief answers that brief: no
+            # brief id to pass by hand.
+            brief = await repo.open_brief_for(
+                session, principal.tenant_id, body.store_id, str(body.campaign_id), body.type
+            )
     now = _now()
     copy_id = str(uuid.uuid4())
     values = {
@@ -290,13 +332,14 @@ async def create_copy(session: AsyncSession, principal: Principal, body: CopyCre
         "tenant_id": principal.tenant_id,
         "store_id": body.store_id,
         "campaign_id": str(body.campaign_id) if body.campaign_id else None,
-        "brief_id": str(body.brief_id) if body.brief_id else None,
+        "brief_id": brief.id if brief is not None else None,
         "type": body.type,
         "locale": body.locale,
         "status": "draft",
         "revision": 1,
         "published_revision": None,
         "channels": body.channels,
+        "product_category": body.product_category,
         "created_by": principal.user_id,
         "created_at": now,
         "updated_at": now,
@@ -461,6 +504,8 @@ async def diff_revisions(
 
 async def list_audit(session: AsyncSession, principal: Principal, copy_id: str) -> list[AuditOut]:
     copy = await _copy(session, principal, copy_id)
+    rows = await repo.list_audit(session, copy.id)
+    names = await repo.user_names(session, principal.tenant_id, {r.actor for r in rows})
     return [
         AuditOut(
             action=r.action,
@@ -468,12 +513,86 @@ async def list_audit(session: AsyncSession, principal: Principal, copy_id: str) 
             to_status=r.to_status,
             revision=r.revision,
             actor=r.actor,
+            actor_name=names.get(r.actor),
             role=r.role,
             comment=r.comment,
             at=r.at,
         )
-        for r in await repo.list_audit(session, copy.id)
+        for r in rows
     ]
+
+
+# ---- reviewers and names ---------------------------------------------------------------------
+
+
+async def on_api_key(session: AsyncSession, event: ApiKeyCreatedV1) -> None:
+    """The directory of names the audit shows: the latest name a key event carried."""
+    if event.user_name:
+        await repo.upsert_user(
+            session,
+            {
+                "tenant_id": event.tenant_id,
+                "user_id": str(event.user_id),
+                "name": event.user_name,
+                "updated_at": event.occurred_at,
+            },
+        )
+
+
+async def _reviewers_out(session: AsyncSession, tenant_id: str) -> list[ReviewerOut]:
+    rows = await repo.list_reviewers(session, tenant_id)
+    names = await repo.user_names(session, tenant_id, {r.user_id for r in rows})
+    return [
+        ReviewerOut(
+            user_id=r.user_id,
+            name=names.get(r.user_id),
+            note=r.note,
+            added_by=r.added_by,
+            added_at=r.added_at,
+        )
+        for r in rows
+    ]
+
+
+async def list_reviewers(session: AsyncSession, principal: Principal) -> list[ReviewerOut]:
+    return await _reviewers_out(session, principal.tenant_id)
+
+
+async def add_reviewer(
+    session: AsyncSession, principal: Principal, body: ReviewerIn
+) -> list[ReviewerOut]:
+    await repo.upsert_reviewer(
+        session,
+        {
+            "tenant_id": principal.tenant_id,
+            "user_id": body.user_id,
+            "note": body.note,
+            "added_by": principal.user_id,
+            "added_at": _now(),
+        },
+    )
+    return await _reviewers_out(session, principal.tenant_id)
+
+
+async def remove_reviewer(session: AsyncSession, principal: Principal, user_id: str) -> None:
+    if not await repo.delete_reviewer(session, principal.tenant_id, user_id):
+        raise NotFound(f"User {user_id!r} is not a reviewer")
+
+
+async def _check_may_act(session: AsyncSession, principal: Principal, action: str) -> None:
+    """Approving and rejecting are review decisions: an admin, or a user the tenant's admins
+    assigned as a reviewer (whatever the key's role: a legal reviewer may hold a viewer key).
+    Writing-side actions (submit, publish, archive) need an operator."""
+    if action in ("approve", "reject"):
+        if principal.role == "admin":
+            return
+        if await repo.is_reviewer(session, principal.tenant_id, principal.user_id):
+            return
+        raise Forbidden(
+            f"To {action} a copy you must be an admin or an assigned reviewer "
+            "(admins assign reviewers at /v1/reviewers)"
+        )
+    principal.require("operator")
 
 
 # The workflow: action -> (states it may start from, state it leads to).
@@ -490,6 +609,7 @@ async def transition(
     session: AsyncSession, principal: Principal, copy_id: str, body: TransitionIn
 ) -> CopyOut:
     copy = await _copy(session, principal, copy_id)
+    await _check_may_act(session, principal, body.action)
     sources, target = TRANSITIONS[body.action]
     if copy.status not in sources:
         raise IllegalTransition(
@@ -508,18 +628,22 @@ async def transition(
             )
     now = _now()
     values: dict[str, Any] = {"status": target, "updated_at": now}
-    if body.action == "publish":
+    if body.action in ("submit", "publish"):
         rev = await repo.get_revision(session, copy.id, copy.revision)
         store = await repo.get_store(session, principal.tenant_id, copy.store_id)
-        # Re-lint: the rule packs may have changed since the revision was written.
+        # Re-lint: the rule packs may have changed since the revision was written. Refused at
+        # submit too, so a reviewer never spends time on copy that could not go out.
         report = _lint_copy(
             copy, rev.title, rev.body, rev.variables, store.market if store else None
         )
         if report["errors"]:
+            verb = "Submitting for review" if body.action == "submit" else "Publishing"
             raise LintErrors(
-                f"Publishing is refused while the lint reports {report['errors']} error(s)",
+                f"{verb} is refused while the lint reports {report['errors']} error(s)",
+                errors=lint_errors(report),
                 issues=[i for i in report["issues"] if i["severity"] == "error"],
             )
+    if body.action == "publish":
         values["published_revision"] = copy.revision
         await stage(
             session,
@@ -536,8 +660,16 @@ async def transition(
                 published_by=user_uuid(principal.user_id),
             ),
         )
-        if copy.brief_id:
-            await repo.update_brief(session, copy.brief_id, {"status": "done", "updated_at": now})
+        brief_id = copy.brief_id
+        if brief_id is None and copy.campaign_id:
+            # A copy written before its brief arrived still answers it on publish.
+            brief = await repo.open_brief_for(
+                session, principal.tenant_id, copy.store_id, copy.campaign_id, copy.type
+            )
+            if brief is not None:
+                brief_id = values["brief_id"] = brief.id
+        if brief_id:
+            await repo.update_brief(session, brief_id, {"status": "done", "updated_at": now})
     await repo.update_copy(session, copy.id, values)
     await _audit(
         session,
@@ -609,6 +741,15 @@ async def on_campaign(session: AsyncSession, event: CampaignCreatedV1 | Campaign
     """A campaign's copy tasks become briefs due when the task is; tasks that left the plan
     (or a cancelled campaign) cancel their briefs that nobody started."""
     campaign_id = str(event.campaign_id)
+    await repo.upsert_campaign(
+        session,
+        {
+            "tenant_id": event.tenant_id,
+            "campaign_id": campaign_id,
+            "store_id": event.store_id,
+            "status": event.status,
+        },
+    )
     keep: set[str] = set()
     if event.status != "cancelled":
         for task in event.tasks:
@@ -880,6 +1021,8 @@ async def _decide(session: AsyncSession, exp: Any, evaluation: Any, decision: st
 
 
 def _experiment_out(exp: Any, evaluation: dict[str, Any]) -> ExperimentOut:
+    if evaluation:
+        evaluation = {**evaluation, "summary": sentences(evaluation)}
     return ExperimentOut(
         id=exp.id,
         store_id=exp.store_id,

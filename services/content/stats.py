@@ -31,6 +31,42 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+@dataclass(frozen=True)
+class Lift:
+    """A variant against the control: the difference in CTR (percentage points as a fraction)
+    with a Wald interval on unpooled variances, and the relative lift (ratio - 1) with a
+    delta-method interval on the log of the ratio (Katz), so the relative interval is
+    asymmetric and never below -100%. None where a rate is 0 (the log ratio is undefined)."""
+
+    diff: float
+    diff_interval: tuple[float, float]
+    relative: float | None
+    relative_interval: tuple[float, float] | None
+    confidence: float
+
+
+def lift_interval(
+    x_control: int, n_control: int, x_variant: int, n_variant: int, confidence: float = 0.95
+) -> Lift | None:
+    if n_control == 0 or n_variant == 0:
+        return None
+    z = _N.inv_cdf(0.5 + confidence / 2)
+    p0, p1 = x_control / n_control, x_variant / n_variant
+    se = math.sqrt(p0 * (1 - p0) / n_control + p1 * (1 - p1) / n_variant)
+    diff = p1 - p0
+    relative: float | None = None
+    rel_interval: tuple[float, float] | None = None
+    if x_control > 0 and x_variant > 0:
+        log_ratio = math.log(p1 / p0)
+        se_log = math.sqrt(max(0.0, (1 - p1) / x_variant + (1 - p0) / x_control))
+        relative = math.exp(log_ratio) - 1
+        rel_interval = (
+            math.exp(log_ratio - z * se_log) - 1,
+            math.exp(log_ratio + z * se_log) - 1,
+        )
+    return Lift(diff, (diff - z * se, diff + z * se), relative, rel_interval, confidence)
+
+
 def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float]:
     """Pooled two-proportion z-test, two-sided: (z, p). z > 0 when the first rate is higher."""
     if n1 == 0 or n2 == 0:
@@ -209,6 +245,8 @@ class Evaluation:
     decision: str | None  # "winner" | "no_difference" | None (keep running)
     winner: str | None
     reasons: list[str] = field(default_factory=list)
+    # Each variant against the control (the first): CTR difference and relative lift, 95% CI.
+    lift: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -274,7 +312,26 @@ def evaluate(variants: Sequence[Variant], rule: DecisionRule) -> Evaluation:
         decision, winner = "winner", variants[leader_i].copy_id
     elif look >= rule.looks and not srm_flagged:
         decision = "no_difference"
+    lifts = []
+    for i in range(1, len(variants)):
+        li = lift_interval(x[0], n[0], x[i], n[i])
+        if li is None:
+            continue
+        lifts.append(
+            {
+                "copy_id": variants[i].copy_id,
+                "control_copy_id": variants[0].copy_id,
+                "ctr_diff": li.diff,
+                "ctr_diff_interval": list(li.diff_interval),
+                "relative_lift": li.relative,
+                "relative_lift_interval": list(li.relative_interval)
+                if li.relative_interval
+                else None,
+                "confidence": li.confidence,
+            }
+        )
     return Evaluation(
+        lift=lifts,
         variants=rows,
         srm={"chi2": srm_stat, "p_value": srm_p, "flagged": srm_flagged},
         leader=variants[leader_i].copy_id,

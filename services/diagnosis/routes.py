@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -29,6 +28,7 @@ from shared.app import ReadSession, UoW
 from shared.auth import Operator, Viewer
 from shared.errors import ValidationFailed
 from shared.events.common import Baseline
+from shared.jsonguard import SupportedDate
 
 router = APIRouter(prefix="/v1")
 
@@ -57,7 +57,7 @@ async def request_diagnosis(
 @router.get("/stores/{store_id}/diagnoses/{day}", tags=["diagnoses"])
 async def get_diagnosis(
     store_id: str,
-    day: dt.date,
+    day: SupportedDate,
     principal: Viewer,
     session: ReadSession,
     version: Annotated[int | None, Query(ge=1)] = None,
@@ -73,7 +73,7 @@ async def get_board(
     session: ReadSession,
     request: Request,
     date: Annotated[
-        dt.date | None, Query(description="the store's local date; yesterday by default")
+        SupportedDate | None, Query(description="the store's local date; yesterday by default")
     ] = None,
     baseline: Annotated[
         Baseline | None,
@@ -91,8 +91,8 @@ async def list_diagnoses(
     store_id: str,
     principal: Viewer,
     session: ReadSession,
-    start: dt.date | None = None,
-    end: dt.date | None = None,
+    start: SupportedDate | None = None,
+    end: SupportedDate | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 30,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     locale: SummaryLocale = "en",
@@ -168,8 +168,8 @@ async def list_findings(
     owner: Owner | None = None,
     store_id: Annotated[str | None, Query(max_length=128)] = None,
     severity: Annotated[list[Severity] | None, Query()] = None,
-    start: dt.date | None = None,
-    end: dt.date | None = None,
+    start: SupportedDate | None = None,
+    end: SupportedDate | None = None,
     group: Literal["cause"] | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.events.common import Baseline
+from shared.jsonguard import FiniteFloat, StrictInt, SupportedDate
+from shared.locales import fallback
 
-SummaryLocale = Literal["en", "zh-CN", "ja"]
+SummaryLocale = Annotated[Literal["en", "zh-CN", "ja"], fallback(("en", "zh-CN", "ja"))]
 
 
 class _In(BaseModel):
@@ -17,7 +19,7 @@ class _In(BaseModel):
 
 
 class DiagnosisRequest(_In):
-    date: dt.date = Field(description="the store's local date to diagnose")
+    date: SupportedDate = Field(description="the store's local date to diagnose")
     baseline: Baseline | None = Field(
         default=None,
         description="omitted: the default, the median of the last 4 same weekdays outside "
@@ -72,8 +74,10 @@ class RcaOut(BaseModel):
 
 
 class AnomalyPoint(_In):
-    timestamp: str | int | float = Field(description="ISO 8601 date or date-time, or epoch s")
-    value: float | None = Field(description="null = a missing point")
+    timestamp: str | StrictInt | FiniteFloat = Field(
+        description="ISO 8601 date or date-time, or epoch s"
+    )
+    value: FiniteFloat | None = Field(description="null = a missing point")
 
 
 class AnomaliesIn(_In):

@@ -335,6 +335,11 @@ IMPACT_FACTOR = {
 }
 
 
+# Findings that are the context every other is read in (the market moved, the market declined):
+# no action on the store, so none of the store's GMV change is theirs to claim.
+CONTEXT_CODES = frozenset({"market_moved", "market_decline"})
+
+
 def _logmean(a: float, b: float) -> float:
     return a if a == b else (a - b) / (math.log(a) - math.log(b))
 
@@ -376,7 +381,7 @@ def attributed_impact(f: Finding, rep: EngineReport) -> float | None:
     is not in the decomposition (ratings, refunds...) or the parts are not known."""
     d = rep.decomposition
     factor = IMPACT_FACTOR.get(f.metric)
-    if d is None or factor is None:
+    if d is None or factor is None or f.code in CONTEXT_CODES:
         return None
     scope = _scope_of(f)
     if factor == "gmv":

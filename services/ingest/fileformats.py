@@ -25,6 +25,7 @@ import yaml
 from services.ingest.linemaps import LineSums, folded_list, folded_values, map_cell
 from shared import grains
 from shared.events.common import DERIVED_METRICS, RAW_METRICS, SCORE_METRICS
+from shared.jsonguard import JsonRefused, check_json
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 # Columns read as dimensions by name: the registry's (shared/dimensions.toml); others need dim_.
@@ -448,6 +449,7 @@ def read_header(f: IO[bytes], fmt: str, encoding: str) -> tuple[list[str], int, 
     if fmt == "ndjson":
         first = f.readline()
         try:
+            check_json(first)
             obj = json.loads(first.decode(encoding))
         except (ValueError, UnicodeDecodeError) as exc:
             raise HeaderProblem([("line 1", f"not a JSON object: {exc}")]) from exc
@@ -476,7 +478,15 @@ def read_records(
             if not text.strip():
                 continue
             try:
+                # Before the (recursive) parser: a line nested 5,000 deep is a line problem.
+                check_json(text)
                 obj = json.loads(text)
+            except JsonRefused as exc:
+                at = ".".join(map(str, exc.loc))
+                yield Record(
+                    start, lines.offset, lines.line, None, f"{at + ': ' if at else ''}{exc}"
+                )
+                continue
             except ValueError as exc:
                 yield Record(start, lines.offset, lines.line, None, f"not JSON: {exc}")
                 continue
@@ -573,7 +583,12 @@ def parse_batch(
                 problems.append({"line": rec.line, "column": None, "message": rec.problem})
                 end_offset, end_line = rec.end_offset, rec.end_line
                 continue
-            good, errs, warns = _good_rows(rec.values, mapping, latest)
+            try:
+                good, errs, warns = _good_rows(rec.values, mapping, latest)
+            except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:
+                # A line no check foresaw is still one line: it must not fail the whole job
+                # (and lose the good lines after it) once the import was accepted.
+                good, errs, warns = [], [(None, f"the line cannot be read: {exc!r}"[:500])], []
             new_keys = {(g.date, g.metric, json.dumps(g.dimensions, sort_keys=True)) for g in good}
             if good and not errs:
                 if sums is None:

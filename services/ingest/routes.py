@@ -6,7 +6,6 @@ import csv
 import io
 import uuid
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -44,6 +43,7 @@ from services.ingest.schemas import (
 from shared.app import ReadSession, UoW
 from shared.auth import Admin, Operator, Viewer
 from shared.errors import Forbidden, ValidationFailed, inline_schema, validate_json_body
+from shared.jsonguard import SupportedDate
 
 router = APIRouter(prefix="/v1")
 
@@ -210,7 +210,9 @@ def _split(values: list[str] | None) -> list[str]:
     return out
 
 
-MetricQuery = Annotated[list[str] | None, Query(alias="metric", max_length=40)]
+# Reads name their metrics (the schema says so, not only the service); a deletion may not.
+MetricQuery = Annotated[list[str], Query(alias="metric", min_length=1, max_length=40)]
+OptionalMetricQuery = Annotated[list[str] | None, Query(alias="metric", max_length=40)]
 GroupQuery = Annotated[list[str] | None, Query(max_length=6)]
 FilterQuery = Annotated[
     list[str] | None,
@@ -245,9 +247,9 @@ async def get_metrics(
     principal: Viewer,
     session: ReadSession,
     request: Request,
-    start: date,
-    end: date,
-    metric: MetricQuery = None,
+    start: SupportedDate,
+    end: SupportedDate,
+    metric: MetricQuery,
     group_by: GroupQuery = None,
     format: Annotated[Literal["json", "csv"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
@@ -286,9 +288,9 @@ async def delete_metrics(
     store_id: str,
     principal: Operator,
     uow: UoW,
-    start: date,
-    end: date,
-    metric: MetricQuery = None,
+    start: SupportedDate,
+    end: SupportedDate,
+    metric: OptionalMetricQuery = None,
     grain: Annotated[
         str | None,
         Query(
@@ -327,9 +329,9 @@ async def get_benchmarks(
     session: ReadSession,
     market: Annotated[str, Query(pattern=r"^[A-Z]{2}$")],
     category: Annotated[str, Query(min_length=1, max_length=100)],
-    start: date,
-    end: date,
-    metric: MetricQuery = None,
+    start: SupportedDate,
+    end: SupportedDate,
+    metric: MetricQuery,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> MarketSeries:
@@ -356,9 +358,9 @@ async def get_competitor_metrics(
     principal: Viewer,
     session: ReadSession,
     request: Request,
-    start: date,
-    end: date,
-    metric: MetricQuery = None,
+    start: SupportedDate,
+    end: SupportedDate,
+    metric: MetricQuery,
     group_by: GroupQuery = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -418,9 +420,9 @@ def _csv_response(
 async def get_rollup(
     principal: Viewer,
     session: ReadSession,
-    start: date,
-    end: date,
-    metric: MetricQuery = None,
+    start: SupportedDate,
+    end: SupportedDate,
+    metric: MetricQuery,
     currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")] = None,
     by: Annotated[Literal["date", "store"], Query()] = "date",
 ) -> Rollup:

@@ -24,6 +24,7 @@ from shared.events.common import (
     Role,
     StoreStatus,
 )
+from shared.jsonguard import SupportedDate
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 
@@ -230,7 +231,7 @@ class Page(BaseModel, Generic[T]):
 
 
 class MetricRowIn(_In):
-    date: dt.date
+    date: SupportedDate
     metric: str
     value: float
     dimensions: dict[str, str] = Field(default_factory=dict)
@@ -256,7 +257,7 @@ class IngestResult(BaseModel):
 
 
 class BenchmarkRowIn(_In):
-    date: dt.date
+    date: SupportedDate
     metric: str
     value: float
 
@@ -351,7 +352,7 @@ class ApiKeyOut(BaseModel):
 
 
 class FxRateIn(_In):
-    date: dt.date
+    date: SupportedDate
     base: str
     quote: str
     rate: float = Field(gt=0, allow_inf_nan=False)

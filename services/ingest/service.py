@@ -235,6 +235,7 @@ async def create_api_key(
             user_id=uuid.UUID(body.user_id),
             name=body.name,
             role=body.role,
+            user_name=user.name,
             store_ids=store_ids,
             lookup=lookup,
             secret_hash=digest,

@@ -12,7 +12,7 @@ import datetime as dt
 import uuid
 from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
 from shared.events import examples as ex
 from shared.events.common import (
@@ -160,6 +160,11 @@ class ApiKeyCreatedV1(Event):
     user_id: uuid.UUID = Field(description="the user of the tenant the key belongs to")
     name: NonEmptyStr
     role: Role
+    # Optional (added in v1, compatible): the display name of the key's user, so services
+    # that show who did what (content's audit) name people without reading ingest's tables.
+    user_name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        default=None, description="the display name of the key's user"
+    )
     # min_length=1: an empty list would read as "no store" to one consumer and, through a falsy
     # check, as "every store" to another; null is the one way to say "every store".
     store_ids: Annotated[list[StoreId], Field(min_length=1)] | None = Field(
@@ -185,6 +190,7 @@ class ApiKeyCreatedV1(Event):
             user_id=ex.EXAMPLE_USER_ID,
             name="Ops dashboard",
             role="operator",
+            user_name="Li Wei",
             store_ids=[ex.EXAMPLE_STORE],
             lookup=ex.EXAMPLE_API_TOKEN_SHA256[:16],
             secret_hash=ex.EXAMPLE_API_TOKEN_SHA256,

@@ -41,6 +41,12 @@ async def _eventually(fn: Any, timeout: float = 90.0, interval: float = 0.5) -> 
 
 
 async def _key(p: Platform, ingest: httpx.AsyncClient, role: str, name: str) -> dict[str, str]:
+    return (await _user_key(p, ingest, role, name))[0]
+
+
+async def _user_key(
+    p: Platform, ingest: httpx.AsyncClient, role: str, name: str
+) -> tuple[dict[str, str], str]:
     user = await _ok(
         await ingest.post(
             "/v1/users", json={"name": name, "email": f"{name}@example.com"}, headers=p.auth
@@ -53,7 +59,7 @@ async def _key(p: Platform, ingest: httpx.AsyncClient, role: str, name: str) -> 
         ),
         201,
     )
-    return {"Authorization": f"Bearer {key['key']}"}
+    return {"Authorization": f"Bearer {key['key']}"}, str(user["id"])
 
 
 async def test_the_whole_journey_across_four_processes(platform: Platform, infra: Infra) -> None:
@@ -180,7 +186,11 @@ async def test_the_whole_journey_across_four_processes(platform: Platform, infra
 
         # 6. A copy written, reviewed by someone else, published; tested against another.
         writer = await _key(p, ingest, "operator", "writer")
-        reviewer = await _key(p, ingest, "operator", "reviewer")
+        reviewer, reviewer_id = await _user_key(p, ingest, "operator", "reviewer")
+        # Approving needs an admin or an assigned reviewer: the tenant's admin assigns one.
+        await _ok(
+            await content.post("/v1/reviewers", json={"user_id": reviewer_id}, headers=p.auth)
+        )
 
         async def create_copy(title: str) -> dict[str, Any] | None:
             r = await content.post(

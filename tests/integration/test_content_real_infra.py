@@ -94,12 +94,20 @@ async def test_copy_published_and_experiment_decided_over_kafka(
         "/v1/users", json={"email": "reviewer@acme.test", "name": "Reviewer"}, headers=admin
     )
     assert r.status_code == 201, r.text
+    reviewer_id = r.json()["id"]
     r = await ingest.client.post(
         "/v1/api-keys",
-        json={"user_id": r.json()["id"], "name": "reviewer", "role": "operator"},
+        json={"user_id": reviewer_id, "name": "reviewer", "role": "operator"},
         headers=admin,
     )
     reviewer = {"Authorization": f"Bearer {r.json()['key']}"}
+
+    async def reviewer_assigned() -> bool:
+        # Approving needs an admin or an assigned reviewer; the admin key may still be on its way.
+        r = await content.client.post("/v1/reviewers", json={"user_id": reviewer_id}, headers=admin)
+        return r.status_code == 200
+
+    await wait_until(reviewer_assigned, timeout=60, interval=0.3)
 
     async def content_knows_the_store() -> bool:
         r = await content.client.post(

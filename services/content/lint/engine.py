@@ -20,7 +20,7 @@ from services.content.lint.counting import (
     sms_count,
     utf8_bytes,
 )
-from services.content.lint.rules import Pack, load_packs, lowered, scan
+from services.content.lint.rules import PRODUCT_CATEGORIES, Pack, load_packs, lowered, scan
 
 PROFILES_FILE = Path(__file__).parent / "profiles.yaml"
 COPY_TYPES = ("banner", "push", "sms", "guide", "rules", "article")
@@ -112,6 +112,8 @@ class LintInput:
     market: str | None = None
     marketing: bool = True
     signature: str | None = None
+    # What the copy sells (PRODUCT_CATEGORIES): rules weigh claims by it; None = general goods.
+    product_category: str | None = None
 
 
 @dataclass
@@ -138,6 +140,7 @@ class LintResult:
     locale: str
     channels: list[str]
     packs: list[str]
+    product_category: str | None = None
     issues: list[Issue] = field(default_factory=list)
     measurements: list[dict[str, Any]] = field(default_factory=list)
     sms: dict[str, Any] | None = None
@@ -162,6 +165,7 @@ class LintResult:
             "locale": self.locale,
             "channels": self.channels,
             "packs": self.packs,
+            "product_category": self.product_category,
             "measurements": self.measurements,
             "sms": self.sms,
             "issues": [i.as_dict() for i in self.issues],
@@ -209,6 +213,11 @@ def lint(inp: LintInput) -> LintResult:
     profiles = load_profiles()
     if inp.locale not in LOCALES:
         raise LintInputError("locale", f"unknown locale {inp.locale!r}; one of {list(LOCALES)}")
+    if inp.product_category is not None and inp.product_category not in PRODUCT_CATEGORIES:
+        raise LintInputError(
+            "product_category",
+            f"unknown product category {inp.product_category!r}; one of {list(PRODUCT_CATEGORIES)}",
+        )
     if inp.copy_type is not None and inp.copy_type not in COPY_TYPES:
         raise LintInputError("copy_type", f"unknown copy type {inp.copy_type!r}")
     channels = (
@@ -228,7 +237,14 @@ def lint(inp: LintInput) -> LintResult:
     else:
         packs = select_packs(inp.locale, inp.market)
 
-    result = LintResult(locale=inp.locale, channels=channels, packs=[p.id for p in packs])
+    category = inp.product_category
+    result = LintResult(
+        locale=inp.locale,
+        channels=channels,
+        packs=[p.id for p in packs],
+        product_category=category,
+    )
+    _check_required(result, packs, inp)
     fields = [("title", inp.title), ("body", inp.body)]
     for name, text in fields:
         if not text:
@@ -236,11 +252,14 @@ def lint(inp: LintInput) -> LintResult:
         low = lowered(text)
         for pack in packs:
             for rule in pack.rules:
+                severity = rule.severity_for(category)
+                if severity == "off" or rule.requires is not None:
+                    continue
                 for hit in scan(rule, text, low):
                     result.issues.append(
                         Issue(
                             code="banned_term",
-                            severity=rule.severity,
+                            severity=severity,
                             message=rule.message,
                             field=name,
                             start=hit.start,
@@ -268,6 +287,30 @@ def lint(inp: LintInput) -> LintResult:
         _check_channel(result, ch, profiles[ch], inp)
     result.issues.sort(key=lambda i: (i.field or "", i.start or 0, i.code))
     return result
+
+
+def _check_required(result: LintResult, packs: list[Pack], inp: LintInput) -> None:
+    """Wording the law requires for the category (保健食品: 本品不能代替药物), anywhere."""
+    text = f"{inp.title}\n{inp.body}"
+    for pack in packs:
+        for rule in pack.rules:
+            if rule.requires is None:
+                continue
+            severity = rule.severity_for(inp.product_category)
+            if severity == "off" or rule.requires.search(lowered(text)):
+                continue
+            result.issues.append(
+                Issue(
+                    code="required_text_missing",
+                    severity=severity,
+                    message=rule.message,
+                    field="body",
+                    rule=rule.id,
+                    pack=rule.pack,
+                    citation=rule.citation,
+                    suggestion=rule.suggestion,
+                )
+            )
 
 
 def _check_channel(result: LintResult, ch: str, prof: dict[str, Any], inp: LintInput) -> None:

@@ -19,6 +19,27 @@ import yaml
 
 PACKS_DIR = Path(__file__).parent / "packs"
 SEVERITIES = ("error", "warning", "info")
+# What a copy may say depends on what it sells: a health claim is an error for food and
+# cosmetics, the approved function of a registered health food is not, a medical device's
+# indication needs its ad approval number. One list, validated against every pack.
+PRODUCT_CATEGORIES = (
+    "general",
+    "food",
+    "health_food",
+    "cosmetics",
+    "medical_device",
+    "drug",
+    "apparel",
+    "electronics",
+    "home",
+    "baby",
+    "pet",
+)
+# "off": the rule does not apply to that category.
+CATEGORY_SEVERITIES = (*SEVERITIES, "off")
+# Fullwidth ASCII (U+FF01..U+FF5E) and the ideographic space, folded one character for one, so
+# fullwidth "NO.1" (U+FF2E U+FF2F U+FF0E U+FF11) is "no.1" to the rules and spans stay right.
+FULLWIDTH_FOLD = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 
 
 class RulePackError(ValueError):
@@ -85,6 +106,18 @@ class Rule:
     unless_before: re.Pattern[str] | None = None
     unless_text: re.Pattern[str] | None = None
     window: int = 8
+    # Per product category: a different severity, or "off".
+    category_severity: tuple[tuple[str, str], ...] = ()
+    # The rule applies only to copy for these categories (None: to every copy).
+    categories: frozenset[str] | None = None
+    # A required-wording rule: an issue when none of these is in the copy (title or body).
+    requires: re.Pattern[str] | None = None
+
+    def severity_for(self, category: str | None) -> str:
+        """The severity for copy of this product category; "off" when the rule does not apply."""
+        if self.categories is not None and category not in self.categories:
+            return "off"
+        return dict(self.category_severity).get(category or "general", self.severity)
 
 
 @dataclass(frozen=True)
@@ -111,9 +144,17 @@ def _compile_rule(pack_id: str, raw: dict[str, Any]) -> Rule:
     if raw["severity"] not in SEVERITIES:
         raise RulePackError(f"{pack_id}: rule {raw['id']} has severity {raw['severity']!r}")
     terms = [str(t) for t in raw.get("terms", [])]
+    requires = raw.get("requires")
     regex = terms_regex(terms, raw.get("patterns"))
-    if regex is None:
-        raise RulePackError(f"{pack_id}: rule {raw['id']} has no terms or patterns")
+    if regex is None and not requires:
+        raise RulePackError(f"{pack_id}: rule {raw['id']} has no terms, patterns or requires")
+    by_category = {str(k): str(v) for k, v in (raw.get("category_severity") or {}).items()}
+    categories = raw.get("categories")
+    for cat in [*by_category, *(categories or [])]:
+        if cat not in PRODUCT_CATEGORIES:
+            raise RulePackError(f"{pack_id}: rule {raw['id']} names unknown category {cat!r}")
+    if any(v not in CATEGORY_SEVERITIES for v in by_category.values()):
+        raise RulePackError(f"{pack_id}: rule {raw['id']} has a bad category severity")
     before = raw.get("unless_before")
     unless = raw.get("unless_text")
     return Rule(
@@ -125,11 +166,14 @@ def _compile_rule(pack_id: str, raw: dict[str, Any]) -> Rule:
         message=raw["message"],
         suggestion=raw["suggestion"],
         terms=tuple(terms),
-        regex=regex,
+        regex=regex if regex is not None else re.compile(r"(?!x)x"),
         exceptions=terms_regex([str(t) for t in raw.get("exceptions", [])]),
         unless_before=re.compile("|".join(before), re.IGNORECASE) if before else None,
         unless_text=re.compile("|".join(unless), re.IGNORECASE) if unless else None,
         window=int(raw.get("window", 8)),
+        category_severity=tuple(sorted(by_category.items())),
+        categories=frozenset(categories) if categories is not None else None,
+        requires=re.compile("|".join(requires), re.IGNORECASE) if requires else None,
     )
 
 
@@ -156,9 +200,11 @@ def load_packs(directory: Path = PACKS_DIR) -> dict[str, Pack]:
 
 
 def lowered(text: str) -> str:
-    """Lower-cased text with the same offsets (else the original: spans must stay right)."""
-    low = text.lower()
-    return low if len(low) == len(text) else text
+    """Lower-cased, fullwidth-folded text with the same offsets (else only folded: spans must
+    stay right)."""
+    folded = text.translate(FULLWIDTH_FOLD)
+    low = folded.lower()
+    return low if len(low) == len(text) else folded
 
 
 def scan(rule: Rule, text: str, low: str | None = None) -> list[Hit]:

@@ -7,6 +7,7 @@ cause over the leaves; the facts the finding rules read; the findings; the summa
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ RATIOS = DERIVED  # derived metric -> (numerator, denominator): shared/events/co
 KPI_METRICS = ("gmv", "visitors", "buyers", "cvr", "aov", "ctr", "inquiry_cvr", "refund_rate")
 # A rate's day-to-day wobble beyond Poisson, as a share of it (the z facts' overdispersion).
 RATE_WOBBLE = 0.02
+# 1: the baseline's own error (a median of a few days) widens the spread; 0: ignored.
+BASELINE_ERROR = 1.0
 # The store's move (net of the market) below which no root cause is looked for.
 MIN_MOVE_FOR_CAUSES = 0.03
 # The daily KPI flag (docs/diagnosis.md, "Calibrated KPI flags"): each KPI's scale is floored at
@@ -409,6 +412,169 @@ def _base(
     return baseline_from("trailing_7d", wanted, _metric_series(series, metric)).value
 
 
+# The days a scope's own day-to-day wobble is read from: the comparable days (not festival-
+# shaped, not context) of the last DISPERSION_DAYS before the day, at least MIN_DISPERSION_DAYS.
+DISPERSION_DAYS = 56
+MIN_DISPERSION_DAYS = 8
+# The spread of the median of n days, in units of one day's variance (a normal's; n > 8: pi/2n).
+_MEDIAN_VAR = (1.0, 1.0, 0.5, 0.449, 0.298, 0.287, 0.215, 0.210, 0.168)
+
+
+def _dispersion_days(
+    sd: StoreDay, all_: Mapping[date, Mapping[str, float]], wanted: Sequence[date]
+) -> list[date]:
+    shaped, ctx = set(sd.shaped_days), sd.context
+    lo = sd.day - timedelta(days=DISPERSION_DAYS)
+    out = [
+        d for d, v in all_.items() if lo <= d < sd.day and v and d not in shaped and d not in ctx
+    ]
+    if len(out) < MIN_DISPERSION_DAYS:
+        return sorted(set(out) | set(wanted))
+    return sorted(out)
+
+
+def _rest(
+    all_: Mapping[date, Mapping[str, float]], ser: Mapping[date, Mapping[str, float]]
+) -> Series:
+    """The store without the scope: each day's counts of the store less the scope's."""
+    out: Series = {}
+    for d, v in all_.items():
+        mine = ser.get(d, {})
+        row: dict[str, float] = {}
+        for name in ("visitors", *{p for pair in RATIOS.values() for p in pair}):
+            tot = _part(v, name, 0) if name in RATIOS else v.get(name)
+            if tot is not None and name in mine:
+                row[name] = max(0.0, tot - mine[name])
+        for name, (num, den) in RATIOS.items():
+            n_all, d_all = _part(v, name, 0), _part(v, name, 1)
+            if n_all is not None and d_all is not None and num in mine and den in mine:
+                row[f"{name}/num"] = max(0.0, n_all - mine[num])
+                row[f"{name}/den"] = max(0.0, d_all - mine[den])
+        out[d] = row
+    return out
+
+
+def _ratio_value(day: Mapping[str, float], metric: str) -> tuple[float, float] | None:
+    if metric in RATIOS:
+        n, d = _part(day, metric, 0), _part(day, metric, 1)
+        return None if n is None or not d else (n, d)
+    v = day.get(metric)
+    return None if v is None else (v, 1.0)
+
+
+def _overdispersion(
+    ser: Mapping[date, Mapping[str, float]],
+    hist: Sequence[date],
+    metric: str,
+    ref: Mapping[date, Mapping[str, float]] | None,
+    ref_parts: Mapping[date, Mapping[str, float]] | None = None,
+) -> tuple[float, float | None]:
+    """The scope's own day-to-day wobble of a rate (or of its traffic) beyond Poisson, as a
+    share of it, from its history: each day's count against its volume times the scope's median
+    level (moved with the reference's level that day: the market's, or the rest of the store's),
+    a robust spread of those relative residuals less their Poisson part. Never under
+    RATE_WOBBLE (a short or quiet history does not make a scope look steadier than a rate is).
+    Also the residuals' whole spread (Poisson included; None without enough history): the
+    error of a baseline made of such days."""
+    ref = ref_parts if ref_parts is not None else ref
+    obs: list[float] = []
+    vol: list[float] = []
+    lvl: list[float] = []
+    for d in hist:
+        got = _ratio_value(ser.get(d, {}), metric)
+        if got is None or got[1] <= 0:
+            continue
+        r = 1.0
+        if ref is not None:
+            rd = ref.get(d, {})
+            rv = _ratio_value(rd, metric) if ref_parts is not None else None
+            if ref_parts is not None:
+                if rv is None or rv[0] <= 0:
+                    continue
+                r = rv[0] / rv[1]
+            else:
+                m = rd.get(metric)
+                if not m:
+                    continue
+                r = float(m)
+        obs.append(got[0])
+        vol.append(got[1])
+        lvl.append(r)
+    if len(obs) < 4:
+        return RATE_WOBBLE, None
+    o, v, lv = np.asarray(obs), np.asarray(vol), np.asarray(lvl)
+    lv = lv / np.median(lv)
+    center = float(np.median(o / (v * lv)))
+    e = v * lv * center
+    if center <= 0 or not (e > 0).all():
+        return RATE_WOBBLE, None
+    u = o / e - 1
+    s = 1.4826 * float(np.median(np.abs(u - np.median(u))))
+    var = s * s - float(np.median(1.0 / np.maximum(e, 1.0)))
+    return max(RATE_WOBBLE, math.sqrt(var) if var > 0 else 0.0), s
+
+
+def _z(obs: float, exp: float, spread: tuple[float, float | None], n_base: int) -> float | None:
+    """(observed - expected) over Poisson plus the scope's wobble, with the baseline's own
+    error on top: the median of n_base days each as spread as the history's residuals (none
+    when the history is flat; the model's spread when it is too short to say)."""
+    if exp <= 0:
+        return None
+    phi, s = spread
+    var = max(1.0, exp) + (phi * exp) ** 2
+    k = _MEDIAN_VAR[n_base] if n_base < len(_MEDIAN_VAR) else math.pi / (2 * n_base)
+    day_var = var if s is None else (s * exp) ** 2
+    return (obs - exp) / math.sqrt(var + BASELINE_ERROR * k * day_var)
+
+
+# A day of a festival's run-up without the same phase a year before: the
+# comparable days are scaled by the uplift the phase's earlier days (at least RUNUP_MIN_DAYS of
+# them, the last RUNUP_DAYS) showed over them, net of the market's own uplift where it posts
+# the metric: a channel the festival lifts more than the market (paid traffic in a pre-sale) is
+# compared with its festival level, not with an ordinary day.
+RUNUP_MIN_DAYS = 2
+RUNUP_DAYS = 7
+
+
+def _runup_days(sd: StoreDay, choice: BaselineChoice, present: Collection[date]) -> list[date]:
+    if sd.baseline is not None or choice.method != "comparable_weekdays":
+        return []
+    shaped = set(sd.shaped_days)
+    if sd.day not in shaped:
+        return []
+    # the run-up only: an aftermath's earlier days are the festival's own peak days
+    w = next((p for p in sd.phases if sd.day in p and p.phase != "returns_window"), None)
+    if w is None or w.phase == "main":
+        return []
+    earlier = sorted(
+        d for d in present if w.start <= d < sd.day and d in shaped and d not in sd.context
+    )[-RUNUP_DAYS:]
+    return earlier if len(earlier) >= RUNUP_MIN_DAYS else []
+
+
+def _uplift(
+    series: Mapping[date, Mapping[str, float]],
+    runup: Sequence[date],
+    metric: str,
+    base: float | None,
+    bench: Mapping[date, Mapping[str, float]],
+    market_base: float | None,
+) -> float:
+    """The phase's uplift of a metric so far (the median of its earlier days over the
+    comparable baseline), net of the market's (its days over the market's baseline)."""
+    if not runup or not base:
+        return 1.0
+    own = [v / base for d in runup if (v := _with_ratios(series.get(d, {})).get(metric))]
+    if len(own) < RUNUP_MIN_DAYS:
+        return 1.0
+    f = float(np.median(own))
+    if market_base:
+        mkt = [m / market_base for d in runup if (m := bench.get(d, {}).get(metric))]
+        if len(mkt) >= RUNUP_MIN_DAYS:
+            f /= float(np.median(mkt))
+    return f if f > 0 else 1.0
+
+
 def diagnose_store_day(sd: StoreDay) -> Report:
     if not len(sd.series):
         raise InputError("no metric rows")
@@ -437,6 +603,17 @@ def diagnose_store_day(sd: StoreDay) -> Report:
     wanted = list(choice.days)
     today = _with_ratios(all_.get(day, {}))
     bench = {d: dict(v) for d, v in sd.benchmark.items()}
+    runup = _runup_days(sd, choice, {d for d, v in all_.items() if v})
+
+    def market_base(metric: str) -> float | None:
+        return baseline_from("trailing_7d", wanted, _metric_series(bench, metric)).value
+
+    def base_of(series: Mapping[date, Mapping[str, float]], metric: str) -> float | None:
+        b = _base(series, wanted, metric)
+        if runup and b is not None:
+            b *= _uplift(series, runup, metric, b, bench, market_base(metric))
+        return b
+
     context = day in set(sd.context_days)
 
     facts: dict[str, float | None] = {}
@@ -451,7 +628,7 @@ def diagnose_store_day(sd: StoreDay) -> Report:
     for metric in KPI_METRICS:
         if metric not in today:
             continue
-        b = _base(all_, wanted, metric)
+        b = base_of(all_, metric)
         mv = bench.get(day, {}).get(metric)
         # the market posts its ratios (ingest derives them from its parts): a median of them
         mb = (
@@ -519,14 +696,17 @@ def diagnose_store_day(sd: StoreDay) -> Report:
             market_explained.append(metric)
             explained_by_market |= metric == "cvr"
     channels = sorted(s for s in by_scope if s not in ("all", "paid", "free"))
+    hist = _dispersion_days(sd, all_, wanted)
     for scope in [*channels, "paid", "free", "all"]:
         ser = by_scope[scope]
+        # the store without the scope (a channel's own move against the rest's)
+        rest = _rest(all_, ser) if scope != "all" else {}
         cur = _with_ratios(ser.get(day, {}))
         facts[f"paid.{scope}"] = 1.0 if scope in PAID_CHANNELS or scope == "paid" else 0.0
         for metric in SCOPE_METRICS:
             if metric not in cur:
                 continue
-            base = _base(ser, wanted, metric)
+            base = base_of(ser, metric)
             c = compare(cur[metric], base).change
             mk = facts.get(f"mkt.{metric}")
             rel = None if c is None else ((1 + c) / (1 + mk) - 1 if mk is not None else c)
@@ -535,22 +715,44 @@ def diagnose_store_day(sd: StoreDay) -> Report:
             if metric == "gmv" and base is not None:
                 facts[f"delta.gmv.{scope}"] = round(cur[metric] - base, 2)
             if metric == "visitors" and base is not None:
-                base_all = _base(all_, wanted, "visitors")
+                base_all = base_of(all_, "visitors")
                 # the scope's share of the store's traffic on the baseline's days: a channel
                 # of a few dozen visitors losing 40% is noise, not an owner's problem
                 facts[f"share.visitors.{scope}"] = base / base_all if base_all else None
             if metric in ("ctr", "cvr", "inquiry_cvr") and base is not None:
                 # The move in units (clicks, buyers) against what the baseline rate (moved with
-                # the market) would have given on today's volume, over its Poisson spread: a
-                # small leaf whose rate jumps by one buyer is not a finding. The spread adds
-                # the day-to-day wobble of a rate beyond Poisson (RATE_WOBBLE of it, 2%): a large
-                # channel's rate moves a few percent a day however many buyers it has.
+                # the market) would have given on today's volume, over its spread: Poisson plus
+                # the scope's own day-to-day wobble of the rate (its overdispersion, estimated
+                # from its history; never under RATE_WOBBLE), and the baseline's own error.
                 num, den = RATIOS[metric]
                 exp = cur.get(den, 0.0) * base * (1 + (mk or 0.0))
-                spread = (max(1.0, exp) + (RATE_WOBBLE * exp) ** 2) ** 0.5
-                facts[f"z.{metric}.{scope}"] = (
-                    (cur.get(num, 0.0) - exp) / spread if exp > 0 else None
-                )
+                spread = _overdispersion(ser, hist, metric, bench if mk is not None else None)
+                facts[f"phi.{metric}.{scope}"] = spread[0]
+                facts[f"z.{metric}.{scope}"] = _z(cur.get(num, 0.0), exp, spread, len(wanted))
+                # the same move against the rest of the store's (the channel's own problem,
+                # not the store's): the store itself is compared with the market
+                if scope in ("all", "paid", "free"):
+                    facts[f"zr.{metric}.{scope}"] = facts[f"z.{metric}.{scope}"]
+                else:
+                    rb = _base(rest, wanted, metric)
+                    rc = compare(_with_ratios(rest.get(day, {})).get(metric), rb).change
+                    e2 = cur.get(den, 0.0) * base * (1 + rc) if rc is not None else 0.0
+                    spread_r = _overdispersion(ser, hist, metric, None, rest)
+                    facts[f"zr.{metric}.{scope}"] = _z(cur.get(num, 0.0), e2, spread_r, len(wanted))
+            if metric == "visitors" and base is not None and scope != "all":
+                # traffic against the market's traffic move, or the rest of the store's where
+                # the market posts no traffic, over its own history's wobble
+                ref: Series | None
+                if mk is not None:
+                    ref, move = bench, mk
+                else:
+                    ref = rest
+                    rb = _base(ref, wanted, "visitors")
+                    move = compare(ref.get(day, {}).get("visitors"), rb).change or 0.0
+                exp = base * (1 + move)
+                spread = _overdispersion(ser, hist, "visitors", ref)
+                facts[f"phi.visitors.{scope}"] = spread[0]
+                facts[f"z.visitors.{scope}"] = _z(cur["visitors"], exp, spread, len(wanted))
     for metric in SCORE_METRICS:
         v = scores.get(day, {}).get(metric)
         b = baseline_from("trailing_7d", wanted, _metric_series(scores, metric)).value

@@ -32,11 +32,14 @@ class Cond:
     fact: str
     op: Op
     bound: float
+    # a significance test that could not be computed (no history to measure the scope's own
+    # spread against, facts from elsewhere) does not hold the finding back
+    optional: bool = False
 
     def holds(self, facts: Mapping[str, float | None], scope: str, scale: float = 1.0) -> bool:
         v = facts.get(self.fact.format(scope=scope))
         if v is None:
-            return False
+            return self.optional
         b = self.bound * scale
         if self.op == "<=":
             return v <= b
@@ -68,6 +71,10 @@ Z_MIN = -2.0
 # The per-channel rate rules' bound. -2.5 cut false findings on the bench's small channels but
 # lost real drops on small stores (the demo's search channel, z -2.3): kept at Z_MIN.
 Z_CHANNEL = Z_MIN
+# A channel's traffic against the market's traffic (or the rest of the store's where the market
+# posts none), over its own day-to-day wobble: a drop must also pass this. The drops themselves
+# are 20-30%, so this only holds back a channel whose traffic swings that much anyway.
+Z_TRAFFIC = -3.0
 
 STEPS_20: tuple[tuple[float, Severity], ...] = ((0.0, "medium"), (0.35, "high"), (0.6, "critical"))
 STEPS_10: tuple[tuple[float, Severity], ...] = ((0.0, "low"), (0.2, "medium"), (0.4, "high"))
@@ -98,7 +105,11 @@ RULES: tuple[Rule, ...] = (
         "visitors",
         # net of the market's traffic where the market posts it: a market-wide lull (the week
         # after Double 11) is no paid-traffic problem
-        (Cond("rel.visitors.{scope}", "<=", -0.2), Cond("paid.{scope}", ">=", 1.0)),
+        (
+            Cond("rel.visitors.{scope}", "<=", -0.2),
+            Cond("paid.{scope}", ">=", 1.0),
+            Cond("z.visitors.{scope}", "<=", Z_TRAFFIC, optional=True),
+        ),
         (),
         STEPS_20,
         "Paid traffic on {scope} down {pct}",
@@ -112,6 +123,7 @@ RULES: tuple[Rule, ...] = (
         (
             Cond("rel.visitors.{scope}", "<=", -0.25),
             Cond("share.visitors.{scope}", ">=", MIN_SHARE),
+            Cond("z.visitors.{scope}", "<=", Z_TRAFFIC, optional=True),
         ),
         # click-through fell on the channel: the main image's problem (ctr_drop, designer)
         (Cond("rel.ctr.{scope}", "<=", -0.15),),
@@ -128,8 +140,10 @@ RULES: tuple[Rule, ...] = (
         (
             Cond("rel.visitors.{scope}", "<=", -0.3),
             Cond("share.visitors.{scope}", ">=", MIN_SHARE),
+            Cond("z.visitors.{scope}", "<=", Z_TRAFFIC, optional=True),
         ),
-        (),
+        # click-through fell on the channel: the creative's problem (ctr_drop, designer)
+        (Cond("rel.ctr.{scope}", "<=", -0.15),),
         STEPS_20,
         "Live-stream traffic down {pct}",
         "Check the live-stream schedule, the host, the stream's length and its promotion slots.",
@@ -142,8 +156,10 @@ RULES: tuple[Rule, ...] = (
         (
             Cond("rel.visitors.{scope}", "<=", -0.3),
             Cond("share.visitors.{scope}", ">=", MIN_SHARE),
+            Cond("z.visitors.{scope}", "<=", Z_TRAFFIC, optional=True),
         ),
-        (),
+        # click-through fell on the channel: the creative's problem (ctr_drop, designer)
+        (Cond("rel.ctr.{scope}", "<=", -0.15),),
         STEPS_20,
         "Social traffic down {pct}",
         "Check social posts, influencer (KOL) placements and their links; review the content "
@@ -158,6 +174,8 @@ RULES: tuple[Rule, ...] = (
             Cond("rel.ctr.{scope}", "<=", -0.15),
             Cond("chg.impressions.{scope}", ">=", -0.1),
             Cond("z.ctr.{scope}", "<=", Z_CHANNEL),
+            # and against the rest of the store's click-through: the channel's own problem
+            Cond("zr.ctr.{scope}", "<=", Z_CHANNEL, optional=True),
         ),
         (),
         STEPS_20,
@@ -189,6 +207,9 @@ RULES: tuple[Rule, ...] = (
             # everywhere)
             Cond("rel.visitors.{scope}", "abs<=", 0.15),
             Cond("z.cvr.{scope}", "<=", Z_CHANNEL),
+            # and against the rest of the store's conversion: a channel that moved with the
+            # store (the market's rise the store missed) is the store's move, not the channel's
+            Cond("zr.cvr.{scope}", "<=", Z_CHANNEL, optional=True),
         ),
         (
             Cond("chg.inquiry_cvr.all", "<=", -0.2),

@@ -11,6 +11,7 @@ from sqlalchemy import Table, and_, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.diagnosis.models import KnownStore
 from services.diagnosis.notify.models import (
     NotificationAlert,
     NotificationAttempt,
@@ -26,6 +27,15 @@ alerts: Table = NotificationAlert.__table__  # type: ignore[attr-defined]
 deliveries: Table = NotificationDelivery.__table__  # type: ignore[attr-defined]
 attempts: Table = NotificationAttempt.__table__  # type: ignore[attr-defined]
 digests: Table = NotificationDigest.__table__  # type: ignore[attr-defined]
+known_stores: Table = KnownStore.__table__  # type: ignore[attr-defined]
+
+
+async def known_store_ids(session: AsyncSession, tenant_id: str, ids: Iterable[str]) -> set[str]:
+    """Which of `ids` are stores of this tenant that diagnosis heard of (ingest's events)."""
+    q = select(known_stores.c.store_id).where(
+        known_stores.c.tenant_id == tenant_id, known_stores.c.store_id.in_(list(ids))
+    )
+    return set((await session.execute(q)).scalars())
 
 
 def _insert(session: AsyncSession, table: Table) -> Any:

@@ -9,9 +9,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
 
 from shared.events.common import Owner, Severity
+from shared.jsonguard import StrictBool, StrictInt
+from shared.locales import fallback
 
 NotifyFormat = Literal["standard", "slack", "feishu", "dingtalk"]
-NotifyLocale = Literal["en", "zh-CN", "ja"]
+NotifyLocale = Annotated[Literal["en", "zh-CN", "ja"], fallback(("en", "zh-CN", "ja"))]
 StoreId = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=128)
 ]
@@ -46,16 +48,18 @@ class TargetCreate(_In):
         ),
     )
     min_severity: Severity = Field(default="high", description="immediate alerts from here up")
-    digest_hour: int = Field(default=9, ge=0, le=23, description="local hour of the daily digest")
+    digest_hour: StrictInt = Field(
+        default=9, ge=0, le=23, description="local hour of the daily digest"
+    )
     timezone: str = Field(default="UTC", max_length=64)
-    alert_budget: int = Field(
+    alert_budget: StrictInt = Field(
         default=10, ge=0, le=1000, description="immediate alerts per rolling 24 h; then held"
     )
     store_ids: list[StoreId] | None = Field(
         default=None, min_length=1, max_length=1000, description="only these stores; null = all"
     )
     locale: NotifyLocale = "en"
-    enabled: bool = True
+    enabled: StrictBool = True
 
     _tz = field_validator("timezone")(_zone)
 
@@ -65,16 +69,16 @@ class TargetUpdate(_In):
     owner: Owner | None = None
     url: str | None = Field(default=None, min_length=1, max_length=2000)
     secret: SecretStr | None = Field(default=None, max_length=256)
-    rotate_secret: bool = Field(
+    rotate_secret: StrictBool = Field(
         default=False, description="standard: generate a new whsec_ secret, shown once"
     )
     min_severity: Severity | None = None
-    digest_hour: int | None = Field(default=None, ge=0, le=23)
+    digest_hour: StrictInt | None = Field(default=None, ge=0, le=23)
     timezone: str | None = Field(default=None, max_length=64)
-    alert_budget: int | None = Field(default=None, ge=0, le=1000)
+    alert_budget: StrictInt | None = Field(default=None, ge=0, le=1000)
     store_ids: list[StoreId] | None = Field(default=None, min_length=1, max_length=1000)
     locale: NotifyLocale | None = None
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
     _tz = field_validator("timezone")(_zone)
 

@@ -147,6 +147,20 @@ def _check_scope(principal: Principal, store_ids: list[str] | None, loc: list[An
         raise _invalid(loc, f"stores outside the key's scope: {', '.join(outside)}")
 
 
+async def _check_stores(
+    session: AsyncSession, principal: Principal, store_ids: list[str] | None, loc: list[Any]
+) -> None:
+    """Every store a target names is one of the caller's tenant (another tenant's store, or
+    none at all, is not an id to keep)."""
+    if not store_ids:
+        return
+    unknown = sorted(
+        set(store_ids) - await repo.known_store_ids(session, principal.tenant_id, store_ids)
+    )
+    if unknown:
+        raise _invalid(loc, f"no such store: {', '.join(unknown)}")
+
+
 def mask_url(url: str) -> str:
     """Incoming-webhook URLs are credentials (Slack's path, DingTalk's access_token): show the
     host and the first path segment only."""
@@ -201,6 +215,7 @@ async def create_target(
     if body.format == "standard" and secret is None:
         secret = shown = generate_whsec()
     _check_scope(principal, body.store_ids, ["body", "store_ids"])
+    await _check_stores(session, principal, body.store_ids, ["body", "store_ids"])
     now = _now()
     target_id = str(uuid.uuid4())
     await repo.insert_target(
@@ -293,6 +308,7 @@ async def update_target(
         values["url"] = check_url(body.url, settings)
     if "store_ids" in given:
         _check_scope(principal, body.store_ids, ["body", "store_ids"])
+        await _check_stores(session, principal, body.store_ids, ["body", "store_ids"])
         values["store_ids"] = sorted(set(body.store_ids)) if body.store_ids else None
     shown = None
     if body.rotate_secret:

@@ -20,6 +20,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
+from shared.jsonguard import MAX_DATE, MIN_DATE, SUPPORTED_DATES
+
 SHOPIFY = "shopify"
 WOOCOMMERCE = "woocommerce"
 GENERIC = "generic"
@@ -537,6 +539,9 @@ def parse_instant(value: Any) -> datetime:
         raise PayloadError(f"bad timestamp {value!r}") from exc
     if ts.tzinfo is None:
         raise PayloadError(f"timestamp {value!r} has no offset")
+    # Outside the supported dates, shifting to UTC or the store's timezone can overflow.
+    if not MIN_DATE <= ts.date() <= MAX_DATE:
+        raise PayloadError(f"timestamp {value!r} is outside {SUPPORTED_DATES}")
     return ts.astimezone(UTC)
 
 

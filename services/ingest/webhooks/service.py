@@ -26,7 +26,8 @@ from services.ingest.webhooks import repository as repo
 from services.ingest.webhooks.inbox import Inbox
 from shared.auth import Principal
 from shared.db import Database
-from shared.errors import DomainError, MalformedJson, NotFound, Unavailable
+from shared.errors import DomainError, MalformedJson, NotFound, Unavailable, ValidationFailed
+from shared.jsonguard import JsonRefused, check_json
 
 log = structlog.get_logger("webhooks")
 
@@ -242,6 +243,16 @@ async def receive(
     else:
         delivery_id = _header(headers, "webhook-id") or _body_id(body)
         topic = ""
+    try:
+        # Before the (recursive) parser: a signed body nested 100,000 deep is a problem, not a 500.
+        check_json(body)
+    except JsonRefused as exc:
+        async with rt.write_lock, rt.db.session() as s:
+            await ingest_service.record_delivery(
+                s, store.tenant_id, store.id, f"webhook:{endpoint}", "rejected", exc.message
+            )
+            await s.commit()
+        raise ValidationFailed([{"loc": ["body", *exc.loc], "msg": exc.message}]) from None
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):

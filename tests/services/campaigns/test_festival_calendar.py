@@ -71,7 +71,7 @@ def test_provisional_where_the_date_is_an_estimate() -> None:
 
 def test_a_market_gets_only_its_own_festivals() -> None:
     cn = {o.key for o in festivals_between("CN", D(2027, 1, 1), D(2027, 12, 31), platform="*")}
-    us = {o.key for o in festivals_between("US", D(2027, 1, 1), D(2027, 12, 31))}
+    us = {o.key for o in festivals_between("US", D(2027, 1, 1), D(2027, 12, 31), platform="*")}
     assert {"520", "qixi", "douyin_818"} <= cn and not {"july_4th", "halloween"} & cn
     assert {"july_4th", "labor_day_sales", "halloween", "prime_big_deal_days"} <= us
     assert not {"520", "qixi", "double_11"} & us
@@ -150,3 +150,8 @@ def test_a_platforms_own_festival_shapes_only_that_platforms_reading() -> None:
     assert "douyin_818" in {o.key for o in festivals_between("CN", *span, platform="douyin")}
     planning = festivals_between("CN", *span, platform="*")
     assert next(o for o in planning if o.key == "douyin_818").platforms == ("douyin",)
+    october = (D(2027, 10, 1), D(2027, 10, 31))
+    assert "prime_big_deal_days" not in {o.key for o in festivals_between("US", *october)}
+    assert "prime_big_deal_days" in {
+        o.key for o in festivals_between("US", *october, platform="amazon")
+    }

@@ -87,7 +87,7 @@ async def brief_rows(h: Harness, **where: Any) -> list[Any]:
 async def test_campaign_copy_tasks_become_briefs_answered_by_copies(content: Harness) -> None:
     await apply_events(content.app, StoreRegisteredV1.example(), CampaignCreatedV1.example())
     writer = await content_key(content.app, tenant=T, role="operator")
-    reviewer = await content_key(content.app, tenant=T, role="operator")
+    reviewer = await content_key(content.app, tenant=T, role="operator", reviewer=True)
     c = content.client
     listed = (await c.get("/v1/briefs?owner=copywriter", headers=writer)).json()["items"]
     assert len(listed) == 1
@@ -170,7 +170,7 @@ async def test_a_ctr_finding_opens_a_refresh_brief_for_the_copies_involved(
 ) -> None:
     await apply_events(content.app, StoreRegisteredV1.example())
     writer = await content_key(content.app, tenant=T, role="operator")
-    reviewer = await content_key(content.app, tenant=T, role="operator")
+    reviewer = await content_key(content.app, tenant=T, role="operator", reviewer=True)
     c = content.client
     cid = (
         await c.post(

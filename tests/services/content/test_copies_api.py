@@ -36,8 +36,9 @@ async def setup(h: Harness) -> dict[str, dict[str, str]]:
         h.app, store_event("shop"), store_event("other"), store_event("shop", tenant="rival")
     )
     return {
-        "writer": await content_key(h.app, tenant=TENANT, role="operator"),
-        "reviewer": await content_key(h.app, tenant=TENANT, role="operator"),
+        # The writer may review too (others' copy): four eyes still hold for their own.
+        "writer": await content_key(h.app, tenant=TENANT, role="operator", reviewer=True),
+        "reviewer": await content_key(h.app, tenant=TENANT, role="operator", reviewer=True),
         "viewer": await content_key(h.app, tenant=TENANT, role="viewer"),
         "scoped": await content_key(h.app, tenant=TENANT, role="operator", store_ids=["other"]),
         "rival": await content_key(h.app, tenant="rival", role="admin"),
@@ -156,7 +157,7 @@ async def test_copy_lifecycle_with_revisions_diff_review_publish_and_audit(
     assert await state(content) == before
 
 
-async def test_publishing_is_refused_while_the_lint_has_errors(content: Harness) -> None:
+async def test_submitting_is_refused_while_the_lint_has_errors(content: Harness) -> None:
     keys = await setup(content)
     c = content.client
     body = {**BANNER, "locale": "zh-CN", "title": "全网最低价", "body": "双十一顶级好货"}
@@ -164,19 +165,30 @@ async def test_publishing_is_refused_while_the_lint_has_errors(content: Harness)
     cid = r.json()["id"]
     lint = r.json()["lint"]
     assert lint["errors"] >= 2 and {i["rule"] for i in lint["issues"]} >= {"cn.absolute_terms"}
-    for action, key in (("submit", "writer"), ("approve", "reviewer")):
-        r = await c.post(
-            f"/v1/copies/{cid}/transitions", json={"action": action}, headers=keys[key]
-        )
-        assert r.status_code == 200, r.text
     before = await state(content)
     r = await c.post(
-        f"/v1/copies/{cid}/transitions", json={"action": "publish"}, headers=keys["reviewer"]
+        f"/v1/copies/{cid}/transitions", json={"action": "submit"}, headers=keys["writer"]
     )
     problem = assert_problem(r, 422)
+    assert "Submitting" in problem["detail"]
+    # errors [{loc, msg}] name the field and carry the law; issues keep the full lint entries.
+    locs = {tuple(e["loc"]) for e in problem["errors"]}
+    assert locs == {("body", "title"), ("body", "body")}
+    assert all(e["msg"] and "广告法" in e["msg"] for e in problem["errors"])
     assert problem["issues"] and all(i["severity"] == "error" for i in problem["issues"])
     assert await state(content) == before
-    assert (await c.get(f"/v1/copies/{cid}", headers=keys["viewer"])).json()["status"] == "approved"
+    assert (await c.get(f"/v1/copies/{cid}", headers=keys["viewer"])).json()["status"] == "draft"
+    # Fixed, it goes through.
+    r = await c.put(
+        f"/v1/copies/{cid}",
+        json={"title": "双十一好价", "body": "冬季外套满300减50"},
+        headers=keys["writer"],
+    )
+    assert r.json()["lint"]["errors"] == 0, r.json()["lint"]
+    r = await c.post(
+        f"/v1/copies/{cid}/transitions", json={"action": "submit"}, headers=keys["writer"]
+    )
+    assert r.json()["status"] == "in_review"
 
 
 async def test_illegal_transitions_and_rejection_comments(content: Harness) -> None:

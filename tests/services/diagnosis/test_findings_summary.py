@@ -249,3 +249,15 @@ def test_completeness_names_the_missing_scope() -> None:
     assert assess_completeness(day, keys, history=hist).complete
     empty = assess_completeness(date(2025, 10, 30), keys, history=hist)
     assert not empty.complete and empty.reason == "no_data"
+
+
+def test_a_creative_drop_on_social_or_live_is_the_designers_not_a_traffic_finding() -> None:
+    """The main image's click-through fell 45% on steady impressions (the e2e journey's
+    incident): visitors fall with it, but the owner is the designer, not promotion."""
+    for ch in ("social", "live"):
+        f = base_facts()
+        f.update({f"paid.{ch}": 0.0, f"chg.impressions.{ch}": 0.0, f"share.visitors.{ch}": 0.3})
+        f.update({f"rel.visitors.{ch}": -0.45, f"chg.visitors.{ch}": -0.45})
+        f.update({f"rel.ctr.{ch}": -0.45, f"chg.ctr.{ch}": -0.45, f"z.ctr.{ch}": -9.0})
+        found = evaluate_rules(f, channels=[*CH, ch])
+        assert [(x.code, x.owner) for x in found] == [("ctr_drop", "designer")], found

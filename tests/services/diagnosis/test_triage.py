@@ -149,6 +149,9 @@ def test_ratings_refunds_and_data_findings_have_no_direct_gmv_impact() -> None:
         ("dsr_service_drop", "dsr_service"),
         ("refund_rate_up", "refund_rate"),
         ("data_incomplete", "rows"),
+        # the market's own move is context: none of the store's change is its to claim
+        ("market_moved", "visitors"),
+        ("market_decline", "cvr"),
     ):
         f = finding(code, metric, None, {f"chg.{metric}.all": -0.1})
         assert service.attributed_impact(f, rep) is None, code

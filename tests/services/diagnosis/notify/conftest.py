@@ -205,7 +205,25 @@ async def notify(make_notify: Any) -> AsyncIterator[NotifyHarness]:
         for tenant in ("acme", "globex"):
             for role in ("admin", "operator", "viewer"):
                 h.keys[f"{tenant}:{role}"] = await h.key(tenant, role)
+        # A target may only name stores diagnosis knows for the tenant (ingest's events).
+        await h.publish(*(known_store("acme", s) for s in ("shop-1", "shop-2", "shop-3")))
+        await h.publish(known_store("globex", "globex-1"))
         yield h
+
+
+def known_store(tenant: str, store_id: str) -> Any:
+    from shared.events.ingest import StoreRegisteredV1
+
+    return StoreRegisteredV1(
+        tenant_id=tenant,
+        store_id=store_id,
+        name=store_id,
+        platform="shopify",
+        timezone="UTC",
+        currency="USD",
+        market="US",
+        category="apparel",
+    )
 
 
 @pytest.fixture
