@@ -271,6 +271,7 @@ def store_event(
     market: str = "US",
     timezone: str = "America/New_York",
     currency: str = "USD",
+    platform: str = "shopify",
 ) -> Any:
     from shared.events.ingest import StoreRegisteredV1
 
@@ -278,7 +279,7 @@ def store_event(
         tenant_id=tenant,
         store_id=store_id,
         name=store_id.title(),
-        platform="shopify",
+        platform=platform,
         timezone=timezone,
         currency=currency,
         market=market,
@@ -321,6 +322,7 @@ async def campaigns_tenant(
     market: str = "US",
     timezone: str = "America/New_York",
     currency: str = "USD",
+    platform: str = "shopify",
 ) -> dict[str, dict[str, str]]:
     """Stores and keys of a tenant, delivered to campaigns as ingest events (as in production):
     one key per role plus an operator key scoped to the first store."""
@@ -340,7 +342,14 @@ async def campaigns_tenant(
         keys[role] = {"Authorization": f"Bearer {token}"}
     for sid in stores:
         events.append(
-            store_event(sid, tenant=tenant, market=market, timezone=timezone, currency=currency)
+            store_event(
+                sid,
+                tenant=tenant,
+                market=market,
+                timezone=timezone,
+                currency=currency,
+                platform=platform,
+            )
         )
     before_keys = await h.count(AuthKey)
     before_stores = await h.count(KnownStore)

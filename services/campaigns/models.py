@@ -41,6 +41,9 @@ class KnownStore(SQLModel, table=True):
     market: str = Field(sa_column=Column(String(2), nullable=False))
     currency: str = Field(sa_column=Column(String(3), nullable=False))
     status: str = Field(sa_column=Column(String(16), nullable=False))
+    # The platform decides the business model a plan follows (marketplace or DTC); null for
+    # stores learnt before it was kept, until their next event.
+    platform: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
     # The event time of the state we hold: an older event never overwrites a newer one.
     as_of: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
@@ -90,6 +93,9 @@ class CampaignTask(SQLModel, table=True):
     not_before: dt.date | None = Field(default=None, sa_column=Column(Date, nullable=True))
     start: dt.date = Field(sa_column=Column(Date, nullable=False))
     due: dt.date = Field(sa_column=Column(Date, nullable=False))
+    # The dates the task was first planned with: the Gantt's baseline-vs-current view.
+    baseline_start: dt.date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    baseline_due: dt.date | None = Field(default=None, sa_column=Column(Date, nullable=True))
     late_start: dt.date = Field(sa_column=Column(Date, nullable=False))
     late_finish: dt.date = Field(sa_column=Column(Date, nullable=False))
     slack: int = Field(sa_column=Column(Integer, nullable=False))
@@ -148,7 +154,10 @@ class SlotDayStore(SQLModel, table=True):
 
 class Booking(SQLModel, table=True):
     __tablename__ = "slot_bookings"
-    __table_args__ = (Index("ix_slot_bookings_slot_day", "slot_id", "day"),)
+    __table_args__ = (
+        Index("ix_slot_bookings_slot_day", "slot_id", "day"),
+        Index("ix_slot_bookings_task", "campaign_id", "task_id"),
+    )
 
     id: str = Field(sa_column=Column(String(36), primary_key=True))
     tenant_id: str = Field(sa_column=Column(String(64), nullable=False))
@@ -158,6 +167,9 @@ class Booking(SQLModel, table=True):
     tier: str = Field(sa_column=Column(String(32), nullable=False))
     priority: int = Field(sa_column=Column(Integer, nullable=False))
     allocation_id: str | None = Field(default=None, sa_column=Column(String(36), nullable=True))
+    # The plan's task the booking was made from ("Book promotion slots"), when it was.
+    campaign_id: str | None = Field(default=None, sa_column=Column(String(36), nullable=True))
+    task_id: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
@@ -180,6 +192,23 @@ class FeedToken(SQLModel, table=True):
     tenant_id: str = Field(sa_column=Column(String(64), primary_key=True))
     store_id: str = Field(sa_column=Column(String(128), primary_key=True))
     token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    revoked_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+
+
+class TeamFeedToken(SQLModel, table=True):
+    """The secret of a tenant-wide iCalendar feed across stores, for every role (owner_role
+    "") or one owner role; stored as SHA-256. `store_ids` is the scope of the key that issued
+    it (null: all stores), so a scoped key never issues a feed wider than itself."""
+
+    __tablename__ = "team_feed_tokens"
+
+    tenant_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    owner_role: str = Field(sa_column=Column(String(64), primary_key=True))
+    token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    store_ids: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     revoked_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
@@ -232,6 +261,7 @@ TABLES: list[Table] = [
         Booking,
         AllocationRun,
         FeedToken,
+        TeamFeedToken,
         CalendarSettings,
         KnownFinding,
         AuthKey,

@@ -24,6 +24,7 @@ from services.campaigns.models import (
     SlotDay,
     SlotDayStore,
     TaskDependency,
+    TeamFeedToken,
 )
 
 STORES: Table = KnownStore.__table__  # type: ignore[attr-defined]
@@ -36,6 +37,7 @@ SLOT_DAY_STORES: Table = SlotDayStore.__table__  # type: ignore[attr-defined]
 BOOKINGS: Table = Booking.__table__  # type: ignore[attr-defined]
 RUNS: Table = AllocationRun.__table__  # type: ignore[attr-defined]
 FEEDS: Table = FeedToken.__table__  # type: ignore[attr-defined]
+TEAM_FEEDS: Table = TeamFeedToken.__table__  # type: ignore[attr-defined]
 SETTINGS: Table = CalendarSettings.__table__  # type: ignore[attr-defined]
 FINDINGS: Table = KnownFinding.__table__  # type: ignore[attr-defined]
 
@@ -469,3 +471,71 @@ async def set_finding_campaign(session: AsyncSession, finding_id: str, campaign_
     await session.execute(
         FINDINGS.update().where(FINDINGS.c.finding_id == finding_id).values(campaign_id=campaign_id)
     )
+
+
+async def task_bookings(session: AsyncSession, campaign_id: str, task_id: str) -> Sequence[Any]:
+    return (
+        await session.execute(
+            select(BOOKINGS)
+            .where(BOOKINGS.c.campaign_id == campaign_id, BOOKINGS.c.task_id == task_id)
+            .order_by(BOOKINGS.c.day, BOOKINGS.c.created_at, BOOKINGS.c.id)
+        )
+    ).all()
+
+
+async def put_team_feed_token(session: AsyncSession, values: dict[str, Any]) -> None:
+    stmt = _insert(session, TEAM_FEEDS).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "owner_role"],
+        set_={
+            "token_hash": stmt.excluded.token_hash,
+            "store_ids": stmt.excluded.store_ids,
+            "created_at": stmt.excluded.created_at,
+            "revoked_at": None,
+        },
+    )
+    await session.execute(stmt)
+
+
+async def team_feed_by_hash(session: AsyncSession, token_hash: str) -> Any:
+    return (
+        await session.execute(select(TEAM_FEEDS).where(TEAM_FEEDS.c.token_hash == token_hash))
+    ).first()
+
+
+async def revoke_team_feed(
+    session: AsyncSession, tenant_id: str, owner_role: str, now: dt.datetime
+) -> bool:
+    result = await session.execute(
+        TEAM_FEEDS.update()
+        .where(
+            TEAM_FEEDS.c.tenant_id == tenant_id,
+            TEAM_FEEDS.c.owner_role == owner_role,
+            TEAM_FEEDS.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def tenant_stores(
+    session: AsyncSession, tenant_id: str, store_ids: Sequence[str] | None
+) -> Sequence[Any]:
+    q = select(STORES).where(STORES.c.tenant_id == tenant_id)
+    if store_ids is not None:
+        q = q.where(STORES.c.store_id.in_(list(store_ids)))
+    return (await session.execute(q.order_by(STORES.c.store_id))).all()
+
+
+async def tenant_campaigns(
+    session: AsyncSession, tenant_id: str, store_ids: Sequence[str]
+) -> Sequence[Any]:
+    if not store_ids:
+        return []
+    return (
+        await session.execute(
+            select(CAMPAIGNS)
+            .where(CAMPAIGNS.c.tenant_id == tenant_id, CAMPAIGNS.c.store_id.in_(list(store_ids)))
+            .order_by(CAMPAIGNS.c.start, CAMPAIGNS.c.id)
+        )
+    ).all()

@@ -25,7 +25,9 @@ from services.campaigns.schemas import (
     MoveResult,
     SlotCreate,
     SlotOut,
+    TaskBookingCreate,
     TaskMove,
+    TeamFeedTokenOut,
 )
 from shared.app import ReadSession, UoW
 from shared.auth import Operator, Viewer
@@ -141,6 +143,31 @@ async def book(slot_id: str, body: BookingCreate, principal: Operator, uow: UoW)
     return out
 
 
+@router.post(
+    "/campaigns/{campaign_id}/tasks/{task_id}/bookings",
+    status_code=201,
+    response_model=BookingOut,
+    tags=["slots"],
+)
+async def book_from_task(
+    campaign_id: str, task_id: str, body: TaskBookingCreate, principal: Operator, uow: UoW
+) -> BookingOut:
+    out = await service.book_from_task(uow.session, principal, campaign_id, task_id, body)
+    await uow.session.commit()  # stages no event
+    return out
+
+
+@router.get(
+    "/campaigns/{campaign_id}/tasks/{task_id}/bookings",
+    response_model=list[BookingOut],
+    tags=["slots"],
+)
+async def task_bookings(
+    campaign_id: str, task_id: str, principal: Viewer, session: ReadSession
+) -> list[BookingOut]:
+    return await service.task_bookings(session, principal, campaign_id, task_id)
+
+
 @router.get("/slots/{slot_id}/bookings", response_model=list[BookingOut], tags=["slots"])
 async def list_bookings(
     slot_id: str, principal: Viewer, session: ReadSession, start: SupportedDate, end: SupportedDate
@@ -196,6 +223,38 @@ async def revoke_feed_token(store_id: str, principal: Operator, uow: UoW) -> Res
     await service.revoke_feed_token(uow.session, principal, store_id)
     await uow.commit()
     return Response(status_code=204)
+
+
+OwnerRoleQuery = Annotated[
+    str | None, Query(pattern=r"^[a-z0-9][a-z0-9_]*$", max_length=64, description="one role")
+]
+
+
+@router.post("/calendar-token", status_code=201, response_model=TeamFeedTokenOut, tags=["feeds"])
+async def rotate_team_feed_token(
+    principal: Operator, uow: UoW, owner_role: OwnerRoleQuery = None
+) -> TeamFeedTokenOut:
+    out = await service.rotate_team_feed_token(uow.session, principal, owner_role)
+    await uow.commit()
+    return out
+
+
+@router.delete("/calendar-token", status_code=204, tags=["feeds"])
+async def revoke_team_feed_token(
+    principal: Operator, uow: UoW, owner_role: OwnerRoleQuery = None
+) -> Response:
+    await service.revoke_team_feed_token(uow.session, principal, owner_role)
+    await uow.commit()
+    return Response(status_code=204)
+
+
+@router.get("/calendar.ics", tags=["feeds"])
+async def team_calendar_feed(
+    session: ReadSession, token: Annotated[str | None, Query(max_length=200)] = None
+) -> Response:
+    # The tenant's feed across stores (or one owner role's); the token is the credential.
+    body = await service.team_feed(session, token)
+    return Response(body, media_type="text/calendar; charset=utf-8")
 
 
 @router.get("/stores/{store_id}/calendar.ics", tags=["feeds"])

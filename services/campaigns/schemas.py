@@ -112,12 +112,17 @@ class TaskOut(BaseModel):
     copy_type: str | None = None
     pinned: bool
     source: str
+    baseline_start: dt.date | None = Field(default=None, description="as first planned")
+    baseline_due: dt.date | None = Field(default=None, description="as first planned")
 
 
 class PhaseOut(BaseModel):
     name: str
     start: dt.date
     end: dt.date
+    kind: str | None = Field(
+        default=None, description="selling, cutoff (a deadline), pause (no selling), after_sale"
+    )
 
 
 class Conflict(BaseModel):
@@ -175,6 +180,14 @@ class GanttOut(BaseModel):
     off_days: list[dt.date]
     holidays: list[dict[str, Any]]
     conflicts: list[Conflict]
+    dependencies: list[dict[str, Any]] = Field(
+        default_factory=list, description="arrows: {from, to, type, lag}"
+    )
+    late: list[str] = Field(default_factory=list, description="tasks with negative slack")
+    moved: list[str] = Field(
+        default_factory=list, description="tasks whose dates differ from their baseline"
+    )
+    conflicting: list[str] = Field(default_factory=list, description="tasks in a conflict")
 
 
 # ---- calendar -----------------------------------------------------------------------------
@@ -187,11 +200,19 @@ class FestivalOut(BaseModel):
     start: dt.date
     end: dt.date
     phases: list[PhaseOut]
+    source: str | None = Field(default=None, description="where the date comes from")
+    provisional: bool = Field(
+        default=False, description="an estimate: the official schedule is not out"
+    )
+    platforms: list[str] = Field(default_factory=list, description="whose festival it is")
 
 
 class HolidayOut(BaseModel):
     date: dt.date
     name: str
+    provisional: bool = Field(
+        default=False, description="the official schedule of the year is not published yet"
+    )
 
 
 class CalendarOut(BaseModel):
@@ -202,6 +223,11 @@ class CalendarOut(BaseModel):
     holidays: list[HolidayOut]
     working_weekends: list[dt.date] = Field(description="official make-up working days")
     off_days: list[dt.date] = Field(description="non-working days of the (tenant's) calendar")
+    provisional_years: list[int] = Field(
+        default_factory=list,
+        description="years whose official holiday and make-up-day schedule is not published: "
+        "their holidays are estimates and their working weekends unknown",
+    )
 
 
 class CalendarSettingsIn(_In):
@@ -248,7 +274,28 @@ class SlotOut(BaseModel):
 class BookingCreate(_In):
     store_id: str = Field(min_length=1, max_length=128)
     day: SupportedDate
-    tier: Slug = "silver"
+    # Required: stores carry no registered tier here, and a missing tier used to become
+    # "silver" silently. Optional in the schema so the refusal names the slot's tiers.
+    tier: Slug | None = Field(default=None, description="one of the slot's tier_order")
+    priority: StrictInt = Field(default=0, ge=0, le=1000)
+    campaign_id: str | None = Field(
+        default=None, max_length=36, description="the plan the booking is for (with task_id)"
+    )
+    task_id: TaskId | None = Field(default=None, description="the plan's slot-booking task")
+
+    @model_validator(mode="after")
+    def _pair(self) -> BookingCreate:
+        if (self.campaign_id is None) != (self.task_id is None):
+            raise ValueError("give campaign_id and task_id together")
+        return self
+
+
+class TaskBookingCreate(_In):
+    """A booking made from a plan's task: the store is the campaign's."""
+
+    slot_id: str = Field(min_length=1, max_length=36)
+    day: SupportedDate
+    tier: Slug | None = Field(default=None, description="one of the slot's tier_order")
     priority: StrictInt = Field(default=0, ge=0, le=1000)
 
 
@@ -260,6 +307,8 @@ class BookingOut(BaseModel):
     tier: str
     priority: int
     allocation_id: str | None = None
+    campaign_id: str | None = None
+    task_id: str | None = None
 
 
 class AllocationRequestIn(_In):
@@ -280,6 +329,9 @@ class OutcomeOut(BaseModel):
     wanted: int
     granted: int
     reasons: list[str]
+    explanation: str | None = Field(
+        default=None, description="what the store asked for, got and why, told to that store"
+    )
 
 
 class AllocationOut(BaseModel):
@@ -295,9 +347,17 @@ class ExplainOut(BaseModel):
     granted: int
     wanted: int
     outcomes: list[OutcomeOut]
+    summary: str = ""
 
 
 class FeedTokenOut(BaseModel):
     store_id: str
+    token: str
+    url: str
+
+
+class TeamFeedTokenOut(BaseModel):
+    owner_role: str | None = Field(description="the owner role whose tasks it shows; null: all")
+    stores: list[str] | None = Field(description="the stores it covers; null: all the tenant's")
     token: str
     url: str

@@ -45,22 +45,29 @@ from services.campaigns.schemas import (
     SlotCreate,
     SlotOut,
     SlotRules,
+    TaskBookingCreate,
     TaskMove,
     TaskOut,
+    TeamFeedTokenOut,
 )
 from shared.auth import Principal
 from shared.calendar import (
+    ANY_PLATFORM,
     CalendarOverride,
     FestivalDef,
     Occurrence,
     WorkDays,
     WorkingCalendar,
+    festival_markets,
     festivals_between,
+    has_public_holidays,
     is_market,
     known_keys,
     makeup_working_days,
+    markets_of,
     next_occurrence,
     parse_definitions,
+    provisional_years,
     public_holidays,
 )
 from shared.errors import Conflict as ConflictError
@@ -123,6 +130,7 @@ async def on_store_event(session: AsyncSession, event: StoreRegisteredV1 | Store
             "market": event.market,
             "currency": event.currency,
             "status": event.status,
+            "platform": event.platform,
             "as_of": event.occurred_at,
         },
     )
@@ -162,25 +170,48 @@ async def get_calendar(
     session: AsyncSession, principal: Principal, market: str, start: dt.date, end: dt.date
 ) -> CalendarOut:
     market = market.upper()
-    if not is_market(market):
-        raise _invalid(["query", "market"], "an ISO 3166-1 alpha-2 code, e.g. CN, US, DE")
     if end < start:
         raise _invalid(["query", "end"], "end is before start")
     if (end - start).days > MAX_CALENDAR_DAYS:
         raise _invalid(["query", "end"], f"at most {MAX_CALENDAR_DAYS} days at a time")
     tc = await tenant_calendar(session, principal.tenant_id)
+    _check_market(market, tc)
     cal = tc.working(market)
+    pending = set(provisional_years(market, start, end))
     return CalendarOut(
         market=market,
         start=start,
         end=end,
-        festivals=[_festival_out(o) for o in festivals_between(market, start, end, tc.festivals)],
-        holidays=[HolidayOut(date=d, name=n) for d, n in public_holidays(market, start, end)],
+        festivals=[
+            _festival_out(o)
+            for o in festivals_between(market, start, end, tc.festivals, ANY_PLATFORM)
+        ],
+        holidays=[
+            HolidayOut(date=d, name=n, provisional=d.year in pending)
+            for d, n in public_holidays(market, start, end)
+        ],
         working_weekends=[
             d for d in makeup_working_days(market, start, end) if cal.is_working_day(d)
         ],
         off_days=cal.off_days(start, end),
+        provisional_years=sorted(pending),
     )
+
+
+def _check_market(market: str, tc: TenantCalendar) -> None:
+    """A market is a country the retail calendar has festivals for, or whose public holidays
+    the `holidays` package knows; anything else (XX, a typo) is refused with the real list."""
+    with_festivals = festival_markets(tc.festivals)
+    if is_market(market) and (market in with_festivals or has_public_holidays(market)):
+        return
+    err = _invalid(
+        ["query", "market"],
+        f"unknown market {market!r}: an ISO 3166-1 alpha-2 country code. Markets with "
+        f"shopping festivals: {', '.join(with_festivals)}; public holidays are known for the "
+        "other countries the `holidays` package supports",
+    )
+    err.extra["markets"] = with_festivals
+    raise err
 
 
 def _festival_out(o: Occurrence) -> FestivalOut:
@@ -190,7 +221,10 @@ def _festival_out(o: Occurrence) -> FestivalOut:
         date=o.date,
         start=o.start,
         end=o.end,
-        phases=[PhaseOut(name=p.name, start=p.start, end=p.end) for p in o.phases],
+        phases=[PhaseOut(name=p.name, start=p.start, end=p.end, kind=p.kind) for p in o.phases],
+        source=o.source,
+        provisional=o.provisional,
+        platforms=list(o.platforms),
     )
 
 
@@ -410,42 +444,96 @@ def _check_graph(tasks: Sequence[PlanTask], loc: list[Any]) -> None:
         raise err from exc
 
 
-def _phases(
-    occ: Occurrence | None, plan_start: dt.date, end: dt.date, event_date: dt.date | None
-) -> list[dict[str, Any]]:
+def _phases(occ: Occurrence | None, plan_start: dt.date, end: dt.date) -> list[dict[str, Any]]:
+    """The campaign's phases: preparation, the festival's selling phases and cut-offs, review.
+    A logistics pause and the returns window are the festival's, not the campaign's: nothing
+    of the plan sells in them."""
     if occ is None:
         return [{"name": "campaign", "start": plan_start.isoformat(), "end": end.isoformat()}]
-    festival = [p for p in occ.phases if p.start <= end and p.end >= plan_start]
+    selling_end = occ.selling_end
+    festival = [
+        p
+        for p in occ.phases
+        if p.kind in ("selling", "cutoff")
+        and p.start <= min(end, selling_end)
+        and p.end >= plan_start
+    ] or [occ.peak]
     out: list[dict[str, Any]] = []
-    first = min([occ.date, *(p.start for p in festival)])
+    first = min(p.start for p in festival)
     if plan_start < first:
         out.append(
             {
                 "name": "preparation",
+                "kind": "preparation",
                 "start": plan_start.isoformat(),
                 "end": (first - dt.timedelta(days=1)).isoformat(),
             }
         )
     for p in festival:
-        if p.name == "returns_window":
-            continue
         out.append(
             {
                 "name": p.name,
+                "kind": p.kind,
                 "start": max(p.start, plan_start).isoformat(),
                 "end": min(p.end, end).isoformat(),
             }
         )
-    main_end = max([occ.date, *(p.end for p in festival if p.name == "main")])
-    if end > main_end:
+    if end > selling_end:
         out.append(
             {
                 "name": "review",
-                "start": (main_end + dt.timedelta(days=1)).isoformat(),
+                "kind": "after_sale",
+                "start": (selling_end + dt.timedelta(days=1)).isoformat(),
                 "end": end.isoformat(),
             }
         )
     return out
+
+
+def _other_pauses(
+    occ: Occurrence, market: str, tc: TenantCalendar
+) -> list[tuple[dt.date, dt.date]]:
+    """Logistics pauses of the market's other festivals around an occurrence."""
+    lo, hi = occ.start - dt.timedelta(days=60), occ.end
+    return [
+        (p.start, p.end)
+        for o in festivals_between(market, lo, hi, tc.festivals, ANY_PLATFORM)
+        if o.key != occ.key
+        for p in o.phases
+        if p.kind == "pause"
+    ]
+
+
+def _template_key(asked: str | None, platform: str | None) -> str:
+    """The template asked for, else the one the store's platform calls for."""
+    if asked is None or asked == templates.LEGACY_AUTO:
+        return templates.for_platform(platform)
+    return asked
+
+
+def _occurrence(
+    body: CampaignCreate, market: str, today: dt.date, tc: TenantCalendar
+) -> Occurrence:
+    assert body.event is not None
+    on_or_after = dt.date(body.year, 1, 1) if body.year else (body.start or today)
+    occ = next_occurrence(body.event, market, on_or_after, tc.festivals)
+    if occ is None:
+        here = known_keys(tc.festivals, market)
+        elsewhere = markets_of(body.event, tc.festivals)
+        if elsewhere and body.event not in here:
+            why = f"{body.event!r} is a festival of {', '.join(elsewhere)}, not of {market}"
+        elif elsewhere:
+            why = f"{body.event!r} has no date known from {on_or_after}"
+        else:
+            why = f"unknown event {body.event!r}"
+        err = _invalid(["body", "event"], f"{why}; {market}'s festivals: {', '.join(here)}")
+        err.extra["events"] = here
+        raise err
+    if occ.date < today:
+        raise _invalid(
+            ["body", "year"], f"{body.event} {occ.date.year} was on {occ.date}: it is over"
+        )
+    return occ
 
 
 async def create_campaign(
@@ -463,18 +551,17 @@ async def create_campaign(
     occ: Occurrence | None = None
     template_key: str | None = None
     if body.event is not None:
-        on_or_after = dt.date(body.year, 1, 1) if body.year else (body.start or today)
-        occ = next_occurrence(body.event, store.market, on_or_after, tc.festivals)
-        if occ is None:
+        occ = _occurrence(body, store.market, today, tc)
+        trimmed = templates.around_pauses(occ, _other_pauses(occ, store.market, tc))
+        if any(p.kind == "selling" for p in occ.phases) and not any(
+            p.kind == "selling" for p in trimmed.phases
+        ):
             raise _invalid(
                 ["body", "event"],
-                f"unknown event {body.event!r} for market {store.market}; known: "
-                + ", ".join(known_keys(tc.festivals)),
+                f"every selling day of {occ.name} {occ.date.year} falls in a logistics pause "
+                f"in {store.market}: there is nothing to plan selling on",
             )
-        if occ.date < today:
-            raise _invalid(
-                ["body", "year"], f"{body.event} {occ.date.year} was on {occ.date}: it is over"
-            )
+        occ = trimmed
     plan: list[PlanTask]
     if body.tasks is not None:
         plan = [
@@ -496,12 +583,13 @@ async def create_campaign(
     else:
         if occ is None:
             raise _invalid(["body", "tasks"], "give tasks, or an event with a template")
-        template_key = body.template or "mega_sale"
+        template_key = _template_key(body.template, store.platform)
         tpl = templates.load(template_key)
         if tpl is None:
             raise _invalid(
                 ["body", "template"],
-                f"unknown template {template_key!r}; known: {', '.join(templates.available())}",
+                f"unknown template {template_key!r}; known: {', '.join(templates.available())} "
+                f"(none: chosen from the store's platform, {store.platform or 'unknown'})",
             )
         plan = [
             PlanTask(
@@ -520,7 +608,10 @@ async def create_campaign(
         ]
     _check_graph(plan, ["body", "tasks"])
     if occ is not None:
-        deadline, inclusive = occ.date, False
+        # Preparation is due when the peak selling phase opens: the main day of most
+        # festivals, the new-year shopping weeks of the Spring Festival (its day is in the
+        # couriers' pause).
+        deadline, inclusive = templates.deadline(occ), False
     else:
         assert body.end is not None
         deadline, inclusive = body.end, True
@@ -537,8 +628,7 @@ async def create_campaign(
     start = fixed_start or computed.plan_start
     end = max(computed.end, body.end or computed.end)
     if occ is not None:
-        main = occ.phase("main")
-        end = max(end, main.end if main else occ.date)
+        end = max(end, occ.selling_end)
     now = _now()
     campaign_id = str(uuid.uuid4())
     values = {
@@ -556,7 +646,7 @@ async def create_campaign(
         "status": "planned",
         "budget": body.budget,
         "currency": store.currency if body.budget is not None else None,
-        "phases": _phases(occ, start, end, occ.date if occ else None),
+        "phases": _phases(occ, start, end),
         "capacities": dict(body.capacities),
         "sequence": 0,
         "created_at": now,
@@ -610,6 +700,8 @@ def _task_row(
         "due_notified": None,
         "sequence": 0,
         "updated_at": now,
+        "baseline_start": sched["start"],
+        "baseline_due": sched["due"],
         **sched,
     }
 
@@ -678,6 +770,8 @@ def _campaign_out(
             copy_type=t.copy_type,
             pinned=t.pin is not None,
             source=t.source,
+            baseline_start=t.baseline_start,
+            baseline_due=t.baseline_due,
         )
         for t in tasks
     ]
@@ -831,24 +925,49 @@ async def get_campaign(
     return _campaign_out(row, tasks, deps, computed.conflicts)
 
 
-# Which status may follow which: a finished or cancelled campaign stays so.
+# Which status may follow which: a finished or cancelled campaign stays so; a campaign set
+# running by mistake can be set back to planned.
 TRANSITIONS = {
     "draft": {"planned", "cancelled"},
     "planned": {"running", "cancelled", "draft"},
-    "running": {"done", "cancelled"},
+    "running": {"done", "cancelled", "planned"},
     "done": set(),
     "cancelled": set(),
 }
 
 
+def _status_allowed(row: Any, status: str, today: dt.date) -> None:
+    """The dates must allow a status: a campaign runs once its plan has started, and is done
+    once its selling has begun (the peak, or the end of a campaign without an event)."""
+    if status not in TRANSITIONS[row.status]:
+        raise ConflictError(
+            f"a {row.status} campaign cannot become {status}; from {row.status}: "
+            + (", ".join(sorted(TRANSITIONS[row.status])) or "nothing")
+        )
+    if status == "running" and today < row.start:
+        raise ConflictError(
+            f"campaign {row.name!r} starts on {row.start}: it cannot be running on {today}"
+        )
+    if status == "done":
+        selling = row.deadline if row.event is not None else row.end
+        if today < selling:
+            raise ConflictError(
+                f"campaign {row.name!r} sells from {selling}: it cannot be done on {today}"
+            )
+
+
 async def update_campaign(
-    session: AsyncSession, principal: Principal, campaign_id: str, body: CampaignUpdate
+    session: AsyncSession,
+    principal: Principal,
+    campaign_id: str,
+    body: CampaignUpdate,
+    *,
+    today: dt.date | None = None,
 ) -> CampaignOut:
     row = await _visible(session, principal, campaign_id)
     values: dict[str, Any] = {}
     if body.status is not None and body.status != row.status:
-        if body.status not in TRANSITIONS[row.status]:
-            raise ConflictError(f"a {row.status} campaign cannot become {body.status}")
+        _status_allowed(row, body.status, today or _today())
         values["status"] = body.status
     if body.name is not None:
         values["name"] = body.name
@@ -933,6 +1052,16 @@ async def gantt_data(
     for t in sorted(c.tasks, key=lambda t: (t.start, t.due)):
         if t.owner_role not in lanes:
             lanes.append(t.owner_role)
+    phases = list(c.phases)
+    if c.event is not None and c.event_date is not None:
+        # The festival's logistics pause, for context: the plan sells around it, never in it.
+        occ = next_occurrence(c.event, c.market, c.event_date, tc.festivals)
+        for p in occ.phases if occ is not None else ():
+            if p.kind == "pause" and p.start <= hi and p.end >= lo:
+                phases.append(
+                    PhaseOut(name=p.name, start=max(p.start, lo), end=min(p.end, hi), kind="pause")
+                )
+    conflicting = sorted({x for k in c.conflicts for x in k.task_ids})
     return GanttOut(
         campaign_id=c.id,
         name=c.name,
@@ -943,14 +1072,31 @@ async def gantt_data(
         critical_path=c.critical_path,
         tasks=c.tasks,
         milestones=[t.id for t in c.tasks if t.kind == "milestone"],
-        phases=c.phases,
+        phases=phases,
         off_days=cal.off_days(lo, hi),
         holidays=[{"date": d, "name": n} for d, n in public_holidays(c.market, lo, hi)],
         conflicts=c.conflicts,
+        dependencies=[
+            {"from": d.task_id, "to": t.id, "type": d.type, "lag": d.lag}
+            for t in c.tasks
+            for d in t.depends_on
+        ],
+        late=[t.id for t in c.tasks if t.slack < 0],
+        moved=[
+            t.id
+            for t in c.tasks
+            if t.baseline_start is not None
+            and (t.baseline_start, t.baseline_due) != (t.start, t.due)
+        ],
+        conflicting=conflicting,
     )
 
 
 def gantt_svg(g: GanttOut) -> str:
+    kinds: dict[str, list[str]] = {}
+    for k in g.conflicts:
+        for tid in k.task_ids:
+            kinds.setdefault(tid, []).append(k.type.replace("_", " "))
     return gantt.render(
         title=f"{g.name} ({g.start} - {g.end})",
         bars=[
@@ -964,6 +1110,15 @@ def gantt_svg(g: GanttOut) -> str:
                 critical=t.critical,
                 slack=t.slack,
                 status=t.status,
+                late=t.slack < 0,
+                conflicts=tuple(sorted(set(kinds.get(t.id, [])) - {"late"})),
+                depends_on=tuple((d.task_id, d.type) for d in t.depends_on),
+                pinned=t.pinned,
+                baseline=(t.baseline_start, t.baseline_due)
+                if t.baseline_start is not None
+                and t.baseline_due is not None
+                and (t.baseline_start, t.baseline_due) != (t.start, t.due)
+                else None,
             )
             for t in g.tasks
         ],
@@ -973,6 +1128,7 @@ def gantt_svg(g: GanttOut) -> str:
         off_days=g.off_days,
         holidays=[(h["date"], h["name"]) for h in g.holidays],
         phases=[(p.name, p.start, p.end) for p in g.phases],
+        pauses=[p.name for p in g.phases if p.kind == "pause"],
     )
 
 
@@ -1201,6 +1357,17 @@ async def book(
     await _store(session, principal, body.store_id)
     today = today or _today()
     rules = _rules(slot)
+    if body.campaign_id is not None and body.task_id is not None:
+        await _booking_task(
+            session, principal, body.store_id, body.campaign_id, body.task_id, body.day
+        )
+    if body.tier is None:
+        # Stores carry no registered tier in this service: refuse rather than guess one.
+        raise _invalid(
+            ["body", "tier"],
+            f"give the tier store {body.store_id!r} books as: one of the slot's tiers "
+            f"{', '.join(rules.tier_order)} (stores have no registered tier to take it from)",
+        )
     if not rules.in_window(body.day, today):
         raise _invalid(
             ["body", "day"],
@@ -1216,8 +1383,9 @@ async def book(
     if not await repo.take_store_unit(session, slot.id, body.day, body.store_id, limit):
         alternatives = await _alternatives(session, principal, slot, body.day, today)
         raise ConflictError(
-            f"store {body.store_id!r} holds its maximum share of {slot.name!r} on {body.day} "
-            f"({limit} of {slot.capacity})",
+            f"store {body.store_id!r} already holds its maximum share of "
+            f"{slot.name!r} on {body.day} ({limit} of {slot.capacity} units a day); the "
+            "alternatives list other days and slots with room",
             alternatives=alternatives,
         )
     values = {
@@ -1229,14 +1397,100 @@ async def book(
         "tier": body.tier,
         "priority": body.priority,
         "allocation_id": None,
+        "campaign_id": body.campaign_id,
+        "task_id": body.task_id,
         "created_at": _now(),
     }
     await repo.insert_bookings(session, [values])
     # The contended row last: its lock is held only from this statement to the commit.
     if not await repo.take_unit(session, slot.id, body.day, slot.capacity):
         alternatives = await _alternatives(session, principal, slot, body.day, today)
-        raise ConflictError(f"slot {slot.name!r} is full on {body.day}", alternatives=alternatives)
+        raise ConflictError(
+            f"slot {slot.name!r} is full on {body.day}: store {body.store_id!r} can take one "
+            "of the alternatives",
+            alternatives=alternatives,
+        )
     return BookingOut(**{k: v for k, v in values.items() if k in BookingOut.model_fields})
+
+
+async def _booking_task(
+    session: AsyncSession,
+    principal: Principal,
+    store_id: str,
+    campaign_id: str,
+    task_id: str,
+    day: dt.date,
+) -> Any:
+    """The plan task a booking is made from: of the booking's store, on a day of the plan."""
+    row = await repo.get_campaign(session, principal.tenant_id, campaign_id)
+    if row is None or not principal.can_see_store(row.store_id):
+        raise NotFound(f"Campaign {campaign_id!r} not found")
+    if row.store_id != store_id:
+        raise _invalid(
+            ["body", "campaign_id"],
+            f"campaign {campaign_id!r} is store {row.store_id!r}'s, not {store_id!r}'s",
+        )
+    tasks = {t.task_id: t for t in await repo.tasks_of(session, campaign_id)}
+    if task_id not in tasks:
+        raise NotFound(f"Task {task_id!r} not found in campaign {campaign_id}")
+    if not row.start <= day <= row.end:
+        raise _invalid(
+            ["body", "day"],
+            f"{day} is outside campaign {row.name!r} ({row.start} - {row.end}): a slot booked "
+            "from its plan runs during it",
+        )
+    return tasks[task_id]
+
+
+async def book_from_task(
+    session: AsyncSession,
+    principal: Principal,
+    campaign_id: str,
+    task_id: str,
+    body: TaskBookingCreate,
+    *,
+    today: dt.date | None = None,
+) -> BookingOut:
+    """A booking made from the plan's "Book promotion slots" task: the store is the
+    campaign's, and the booking stays linked to the task."""
+    row = await _visible(session, principal, campaign_id)
+    return await book(
+        session,
+        principal,
+        body.slot_id,
+        BookingCreate(
+            store_id=row.store_id,
+            day=body.day,
+            tier=body.tier,
+            priority=body.priority,
+            campaign_id=campaign_id,
+            task_id=task_id,
+        ),
+        today=today,
+    )
+
+
+async def task_bookings(
+    session: AsyncSession, principal: Principal, campaign_id: str, task_id: str
+) -> list[BookingOut]:
+    row = await _visible(session, principal, campaign_id)
+    if task_id not in {t.task_id for t in await repo.tasks_of(session, row.id)}:
+        raise NotFound(f"Task {task_id!r} not found in campaign {campaign_id}")
+    return [_booking_out(r) for r in await repo.task_bookings(session, row.id, task_id)]
+
+
+def _booking_out(r: Any) -> BookingOut:
+    return BookingOut(
+        id=r.id,
+        slot_id=r.slot_id,
+        store_id=r.store_id,
+        day=r.day,
+        tier=r.tier,
+        priority=r.priority,
+        allocation_id=r.allocation_id,
+        campaign_id=r.campaign_id,
+        task_id=r.task_id,
+    )
 
 
 async def cancel_booking(
@@ -1258,19 +1512,7 @@ async def list_bookings(
             ["query", "end"], f"end is before start or more than {MAX_CALENDAR_DAYS} days on"
         )
     rows = await repo.list_bookings(session, principal.tenant_id, slot.id, start, end)
-    return [
-        BookingOut(
-            id=r.id,
-            slot_id=r.slot_id,
-            store_id=r.store_id,
-            day=r.day,
-            tier=r.tier,
-            priority=r.priority,
-            allocation_id=r.allocation_id,
-        )
-        for r in rows
-        if principal.can_see_store(r.store_id)
-    ]
+    return [_booking_out(r) for r in rows if principal.can_see_store(r.store_id)]
 
 
 async def allocate_period(
@@ -1367,12 +1609,33 @@ async def explain(
     ]
     if not mine:
         raise NotFound(f"Store {store_id!r} took no part in allocation {run_id}")
+    asked = next(r for r in run.request["requests"] if r["store_id"] == store_id)
+    rules = _rules(slot)
+    for o in mine:
+        o.explanation = allocation.explain_for_store(
+            slot=slot.name,
+            day=o.day,
+            wanted=o.wanted,
+            granted=o.granted,
+            tier=asked["tier"],
+            priority=asked.get("priority", 0),
+            reasons=o.reasons,
+            rules=rules,
+        )
+    granted, wanted = sum(o.granted for o in mine), sum(o.wanted for o in mine)
+    short = [o.day.isoformat() for o in mine if o.granted < o.wanted]
+    summary = (
+        f"Store {store_id!r} (tier {asked['tier']}) asked for {wanted} units of {slot.name!r} "
+        f"and got {granted}"
+        + (f"; short on {', '.join(short)}: see each day's explanation." if short else ".")
+    )
     return ExplainOut(
         allocation_id=run_id,
         store_id=store_id,
-        granted=sum(o.granted for o in mine),
-        wanted=sum(o.wanted for o in mine),
+        granted=granted,
+        wanted=wanted,
         outcomes=mine,
+        summary=summary,
     )
 
 
@@ -1426,14 +1689,89 @@ async def feed(
     tc = await tenant_calendar(session, row.tenant_id)
     campaigns = await repo.store_campaigns(session, row.tenant_id, store_id)
     tasks = await repo.tasks_of_many(session, [c.id for c in campaigns])
+    lo, hi = _feed_span(today, campaigns)
+    festivals = festivals_between(store.market, lo, hi, tc.festivals, ANY_PLATFORM)
+    return ics.build(
+        title=f"{store.name}: festivals and campaigns",
+        festivals=[(store.market, f) for f in festivals],
+        campaigns=campaigns,
+        tasks=tasks,
+    )
+
+
+def _feed_span(today: dt.date, campaigns: Sequence[Any]) -> tuple[dt.date, dt.date]:
     lo = min([today - dt.timedelta(days=30), *(c.start for c in campaigns)])
     hi = max([today + dt.timedelta(days=365), *(c.end for c in campaigns)])
-    festivals = festivals_between(store.market, lo, hi, tc.festivals)
+    return lo, hi
+
+
+TEAM_ALL = ""  # owner_role of the tenant feed with every role
+
+
+async def rotate_team_feed_token(
+    session: AsyncSession, principal: Principal, owner_role: str | None
+) -> TeamFeedTokenOut:
+    """Issue (or rotate) the tenant's feed across stores, for every role or one owner role.
+    The feed covers the stores the issuing key sees: a scoped key's feed never shows more."""
+    token = FEED_PREFIX + secrets.token_urlsafe(32)
+    scope = sorted(principal.store_ids) if principal.store_ids is not None else None
+    await repo.put_team_feed_token(
+        session,
+        {
+            "tenant_id": principal.tenant_id,
+            "owner_role": owner_role or TEAM_ALL,
+            "token_hash": _hash(token),
+            "store_ids": scope,
+            "created_at": _now(),
+            "revoked_at": None,
+        },
+    )
+    return TeamFeedTokenOut(
+        owner_role=owner_role, stores=scope, token=token, url=f"/v1/calendar.ics?token={token}"
+    )
+
+
+async def revoke_team_feed_token(
+    session: AsyncSession, principal: Principal, owner_role: str | None
+) -> None:
+    if not await repo.revoke_team_feed(
+        session, principal.tenant_id, owner_role or TEAM_ALL, _now()
+    ):
+        what = f"owner role {owner_role!r}" if owner_role else "the whole team"
+        raise NotFound(f"No active calendar feed for {what}")
+
+
+async def team_feed(
+    session: AsyncSession, token: str | None, *, today: dt.date | None = None
+) -> bytes:
+    """One feed for the tenant's stores (or one owner role's tasks across them)."""
+    from services.campaigns.planning import ics
+
+    if not token or len(token) > 200:
+        raise Unauthorized("Give the feed's token: ?token=...")
+    row = await repo.team_feed_by_hash(session, _hash(token))
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("The feed token is not valid or has been revoked")
+    today = today or _today()
+    stores = await repo.tenant_stores(session, row.tenant_id, row.store_ids)
+    names = {s.store_id: s.name for s in stores}
+    tc = await tenant_calendar(session, row.tenant_id)
+    campaigns = await repo.tenant_campaigns(session, row.tenant_id, list(names))
+    tasks = await repo.tasks_of_many(session, [c.id for c in campaigns])
+    if row.owner_role != TEAM_ALL:
+        tasks = [t for t in tasks if t.owner_role == row.owner_role]
+    lo, hi = _feed_span(today, campaigns)
+    festivals = [
+        (m, f)
+        for m in sorted({s.market for s in stores})
+        for f in festivals_between(m, lo, hi, tc.festivals, ANY_PLATFORM)
+    ]
+    who = f"{row.owner_role} tasks" if row.owner_role != TEAM_ALL else "festivals and campaigns"
     return ics.build(
-        store_id=store_id,
-        store_name=store.name,
-        market=store.market,
+        title=f"{row.tenant_id}: {who} across {len(stores)} stores",
         festivals=festivals,
         campaigns=campaigns,
         tasks=tasks,
+        store_names=names,
+        role_feed=row.owner_role != TEAM_ALL,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 EU = frozenset(
     [
         "AT",
@@ -55,3 +57,15 @@ def regions_of(market: str) -> set[str]:
 
 def is_market(value: str) -> bool:
     return len(value) == 2 and value.isalpha() and value.isupper()
+
+
+@cache
+def _holiday_countries() -> frozenset[str]:
+    import holidays
+
+    return frozenset(holidays.list_supported_countries())
+
+
+def has_public_holidays(market: str) -> bool:
+    """Whether the `holidays` package knows the country's public holidays."""
+    return market.upper() in _holiday_countries()

@@ -58,6 +58,24 @@ def makeup_working_days(market: str, start: dt.date, end: dt.date) -> list[dt.da
     return sorted(out)
 
 
+# Markets whose holidays and make-up working days are set each year by decree (China's State
+# Council publishes the next year's schedule in November or December): until it is out, the
+# `holidays` package computes the festival days alone, without the moved weekends.
+ANNOUNCED_SCHEDULES = frozenset({"CN"})
+
+
+def schedule_published(market: str, year: int) -> bool:
+    """False while a market's official holiday schedule for a year is not published: its
+    holidays are the package's estimate and its make-up working days unknown."""
+    if market.upper() not in ANNOUNCED_SCHEDULES:
+        return True
+    return bool(_country(market.upper(), year)[1])
+
+
+def provisional_years(market: str, start: dt.date, end: dt.date) -> list[int]:
+    return [y for y in range(start.year, end.year + 1) if not schedule_published(market, y)]
+
+
 @dataclass
 class WorkingCalendar:
     """The working days of a market, as scheduling uses them."""

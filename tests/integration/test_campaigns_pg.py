@@ -106,7 +106,7 @@ async def test_parallel_bookings_respect_the_maximum_share(pg_campaigns: Harness
         return (
             await c.post(
                 f"/v1/slots/{slot}/bookings",
-                json={"store_id": store, "day": day},
+                json={"store_id": store, "day": day, "tier": "gold"},
                 headers=ADMIN,
             )
         ).status_code

@@ -140,3 +140,54 @@ def allocate(
                     f"priority {meta[o.store_id].priority}"
                 )
     return outcomes
+
+
+def _reworded(reason: str, tier: str) -> str:
+    """One reason of an outcome, told to the store it concerns (no other store named)."""
+    if reason.startswith("maximum share reached"):
+        return (
+            "your store already holds the most one store may have that day ("
+            + reason.split(": ", 1)[-1]
+            + ")"
+        )
+    if reason.startswith("capacity used by higher tiers ("):
+        higher = reason[len("capacity used by higher tiers (") :].split(")", 1)[0]
+        return (
+            f"the day's units went first to stores of higher tiers ({higher}), then in turn to "
+            f"stores of your tier {tier}"
+        )
+    if reason.startswith("capacity used by higher tiers"):
+        return "the day's units went to stores of higher tiers than your tier " + tier
+    if reason.startswith("capacity shared in turn within tier"):
+        return (
+            f"the day's units were shared one at a time among the stores of your tier {tier}, "
+            "higher priority first"
+        )
+    if " is outside the booking window" in reason:
+        return "the day is outside the slot's booking window " + reason.split("window ", 1)[-1]
+    if reason == "capacity used":
+        return "the day's units were all taken"
+    return reason
+
+
+def explain_for_store(
+    *,
+    slot: str,
+    day: dt.date,
+    wanted: int,
+    granted: int,
+    tier: str,
+    priority: int,
+    reasons: list[str],
+    rules: Rules,
+) -> str:
+    """A sentence for the store that asked: what it asked for, what it got, and why."""
+    units = "unit" if wanted == 1 else "units"
+    head = f"You asked for {wanted} {units} of {slot!r} on {day} and got {granted}"
+    if granted >= wanted:
+        return (
+            f"{head}: all of them (your tier {tier} ranks {rules.tier_rank(tier) + 1} of "
+            f"{len(rules.tier_order)}, priority {priority})."
+        )
+    why = "; ".join(_reworded(r, tier) for r in reasons if not r.startswith("granted in full"))
+    return f"{head}: {why}." if why else f"{head}."

@@ -176,8 +176,12 @@ def finish(
     sched = Schedule(slots=slots, order=list(order), start=start)
     if not slots:
         return sched
+    # The critical path is what has no float: the least slack when everything has some, and
+    # once a slip makes tasks late, every task at zero or below, so the pinned milestones the
+    # late chain runs into stay on it.
     least = min(s.slack for s in slots.values())
-    sched.critical = {k for k, s in slots.items() if s.slack == least}
+    threshold = max(least, 0) if least < 0 else least
+    sched.critical = {k for k, s in slots.items() if s.slack <= threshold}
     sched.critical_path = [k for k in order if k in sched.critical]
     sched.late = [k for k in order if slots[k].ef > slots[k].lf or slots[k].es > slots[k].ls]
     return sched

@@ -17,7 +17,13 @@ SVG = "{http://www.w3.org/2000/svg}"
 @pytest.fixture
 async def keys(campaigns: Harness) -> dict[str, dict[str, str]]:
     return await campaigns_tenant(
-        campaigns, "acme", ["cn-shop"], market="CN", timezone="Asia/Shanghai", currency="CNY"
+        campaigns,
+        "acme",
+        ["cn-shop"],
+        market="CN",
+        timezone="Asia/Shanghai",
+        currency="CNY",
+        platform="taobao",
     )
 
 
@@ -29,8 +35,9 @@ async def test_calendar_endpoint(campaigns: Harness, keys: Any) -> None:
     body = r.json()
     d11 = next(f for f in body["festivals"] if f["key"] == "double_11")
     assert d11["date"] == "2025-11-11"
-    assert {"name": "pre_sale", "start": "2025-10-21", "end": "2025-11-10"} in d11["phases"]
-    assert {"date": "2025-10-01", "name": "National Day"} in body["holidays"]
+    pre_sale = {"name": "pre_sale", "start": "2025-10-21", "end": "2025-11-10", "kind": "selling"}
+    assert pre_sale in d11["phases"]
+    assert {"date": "2025-10-01", "name": "National Day", "provisional": False} in body["holidays"]
     assert "2025-10-11" in body["working_weekends"]  # make-up Saturday after Golden Week
     assert "2025-10-08" in body["off_days"] and "2025-10-11" not in body["off_days"]
     for q in (

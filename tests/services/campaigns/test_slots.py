@@ -79,36 +79,40 @@ async def test_window_tier_and_share_rules(campaigns: Harness, keys: Any) -> Non
         assert r.json()["errors"][0]["loc"][0] == "body"
     r = await c.post(
         f"/v1/slots/{slot}/bookings",
-        json={"store_id": "r1", "day": day(5)},
+        json={"store_id": "r1", "day": day(5), "tier": "gold"},
         headers=keys["operator"],
     )
     assert r.status_code == 404  # another tenant's store
     r = await c.post(
-        "/v1/slots/nope/bookings", json={"store_id": "s1", "day": day(5)}, headers=keys["operator"]
+        "/v1/slots/nope/bookings",
+        json={"store_id": "s1", "day": day(5), "tier": "gold"},
+        headers=keys["operator"],
     )
     assert r.status_code == 404
     assert await campaigns_counts(campaigns) == before
     for _ in range(2):
         r = await c.post(
             f"/v1/slots/{slot}/bookings",
-            json={"store_id": "s1", "day": day(5)},
+            json={"store_id": "s1", "day": day(5), "tier": "gold"},
             headers=keys["operator"],
         )
         assert r.status_code == 201
     r = await c.post(
         f"/v1/slots/{slot}/bookings",
-        json={"store_id": "s1", "day": day(5)},
+        json={"store_id": "s1", "day": day(5), "tier": "gold"},
         headers=keys["operator"],
     )
     assert r.status_code == 409 and "maximum share" in r.json()["detail"]
     r = await c.post(
         f"/v1/slots/{slot}/bookings",
-        json={"store_id": "s2", "day": day(5)},
+        json={"store_id": "s2", "day": day(5), "tier": "gold"},
         headers=keys["operator"],
     )
     assert r.status_code == 201
     r = await c.post(
-        f"/v1/slots/{slot}/bookings", json={"store_id": "s1", "day": day(5)}, headers=keys["rival"]
+        f"/v1/slots/{slot}/bookings",
+        json={"store_id": "s1", "day": day(5), "tier": "gold"},
+        headers=keys["rival"],
     )
     assert r.status_code == 404  # another tenant's slot
     r = await c.post(
@@ -151,7 +155,7 @@ async def test_allocation_run_and_explanations(campaigns: Harness, keys: Any) ->
     # The bookings count against the capacity: the slot is now full on day 20.
     r = await c.post(
         f"/v1/slots/{slot}/bookings",
-        json={"store_id": "s1", "day": day(20)},
+        json={"store_id": "s1", "day": day(20), "tier": "gold"},
         headers=keys["operator"],
     )
     assert r.status_code == 409
@@ -226,13 +230,13 @@ async def test_cancelling_a_booking_gives_the_unit_back(campaigns: Harness, keys
     slot = await make_slot(campaigns, keys, "Push", 1)
     r = await c.post(
         f"/v1/slots/{slot}/bookings",
-        json={"store_id": "s1", "day": day(4)},
+        json={"store_id": "s1", "day": day(4), "tier": "gold"},
         headers=keys["operator"],
     )
     booking = r.json()["id"]
     r = await c.post(
         f"/v1/slots/{slot}/bookings",
-        json={"store_id": "s2", "day": day(4)},
+        json={"store_id": "s2", "day": day(4), "tier": "gold"},
         headers=keys["operator"],
     )
     assert r.status_code == 409
@@ -246,7 +250,7 @@ async def test_cancelling_a_booking_gives_the_unit_back(campaigns: Harness, keys
     assert r.status_code == 204
     r = await c.post(
         f"/v1/slots/{slot}/bookings",
-        json={"store_id": "s2", "day": day(4)},
+        json={"store_id": "s2", "day": day(4), "tier": "gold"},
         headers=keys["operator"],
     )
     assert r.status_code == 201
