@@ -712,6 +712,13 @@ def diagnose_store_day(sd: StoreDay) -> Report:
             rel = None if c is None else ((1 + c) / (1 + mk) - 1 if mk is not None else c)
             facts.setdefault(f"chg.{metric}.{scope}", c)
             facts.setdefault(f"rel.{metric}.{scope}", rel)
+            if metric == "impressions" and c is not None:
+                # exposure net of the market's traffic (its impressions, else its visitors):
+                # a market-wide lull (the week after a festival) is no fall in exposure
+                mt = facts.get("mkt.impressions", facts.get("mkt.visitors"))
+                facts[f"relt.impressions.{scope}"] = (
+                    (1 + c) / (1 + mt) - 1 if mt is not None and mt > -1 else c
+                )
             if metric == "gmv" and base is not None:
                 facts[f"delta.gmv.{scope}"] = round(cur[metric] - base, 2)
             if metric == "visitors" and base is not None:

@@ -172,7 +172,8 @@ RULES: tuple[Rule, ...] = (
         "ctr",
         (
             Cond("rel.ctr.{scope}", "<=", -0.15),
-            Cond("chg.impressions.{scope}", ">=", -0.1),
+            # exposure steady net of the market's traffic
+            Cond("relt.impressions.{scope}", ">=", -0.1),
             Cond("z.ctr.{scope}", "<=", Z_CHANNEL),
             # and against the rest of the store's click-through: the channel's own problem
             Cond("zr.ctr.{scope}", "<=", Z_CHANNEL, optional=True),
@@ -249,7 +250,7 @@ RULES: tuple[Rule, ...] = (
         (
             Cond("mrel.ctr.all", "<=", -0.1),
             Cond("z.ctr.all", "<=", Z_MIN),
-            Cond("chg.impressions.all", ">=", -0.1),
+            Cond("relt.impressions.all", ">=", -0.1),
         ),
         (),
         STEPS_REL,

@@ -33,6 +33,7 @@ def base_facts() -> dict[str, float | None]:
             f[f"rel.{m}.{ch}"] = 0.0
         for m in ("ctr", "cvr", "inquiry_cvr"):
             f[f"z.{m}.{ch}"] = 0.0
+        f[f"relt.impressions.{ch}"] = 0.0  # exposure net of the market's traffic
     f.update({"mix.cvr": 0.0, "chg.inquiry_cvr.all": 0.0, "chg.inquiries.all": 0.0})
     f.update({"chg.dsr_logistics.all": 0.0, "chg.dsr_service.all": 0.0, "chg.refund_rate.all": 0.0})
     f.update({"data.missing_share": 0.0})
@@ -257,7 +258,20 @@ def test_a_creative_drop_on_social_or_live_is_the_designers_not_a_traffic_findin
     for ch in ("social", "live"):
         f = base_facts()
         f.update({f"paid.{ch}": 0.0, f"chg.impressions.{ch}": 0.0, f"share.visitors.{ch}": 0.3})
+        f[f"relt.impressions.{ch}"] = 0.0
         f.update({f"rel.visitors.{ch}": -0.45, f"chg.visitors.{ch}": -0.45})
         f.update({f"rel.ctr.{ch}": -0.45, f"chg.ctr.{ch}": -0.45, f"z.ctr.{ch}": -9.0})
         found = evaluate_rules(f, channels=[*CH, ch])
         assert [(x.code, x.owner) for x in found] == [("ctr_drop", "designer")], found
+
+
+def test_exposure_is_read_net_of_the_markets_traffic() -> None:
+    """The week after a festival the whole market's traffic is down 12%: the channel's
+    impressions falling with it is no fall in exposure, so a click-through drop is still the
+    main image's (designer); impressions falling far more than the market's is not."""
+    f = base_facts()
+    f.update({"rel.ctr.recommendation": -0.4, "z.ctr.recommendation": -8})
+    f.update({"chg.impressions.recommendation": -0.12, "relt.impressions.recommendation": 0.0})
+    assert [x.code for x in evaluate_rules(f, channels=CH)] == ["ctr_drop"]
+    f["relt.impressions.recommendation"] = -0.3
+    assert "ctr_drop" not in [x.code for x in evaluate_rules(f, channels=CH)]
